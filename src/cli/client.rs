@@ -1,0 +1,170 @@
+//! `llmrpc complete | stream | models`: small JSON-RPC clients of a running service.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::providers::{self, sse};
+
+#[derive(clap::Args)]
+pub struct ServiceArgs {
+    /// The service's URL.
+    #[arg(long, env = "LLMRPC_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Print the whole JSON-RPC result instead of the text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Model, alias or tier.
+    #[arg(long, short, default_value = "fast")]
+    model: String,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// The A2A trace id to send (one is generated otherwise).
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// The A2A source agent to send.
+    #[arg(long, default_value = "llmrpc-cli")]
+    source_agent: String,
+    /// The user's message.
+    prompt: String,
+}
+
+impl CallArgs {
+    fn request(&self, method: &str) -> Value {
+        let mut messages = Vec::new();
+        if let Some(system) = &self.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": self.prompt}));
+        let mut params = json!({"model": self.model, "messages": messages});
+        if let Some(max) = self.max_tokens {
+            params["max_tokens"] = json!(max);
+        }
+        let mut context = json!({"source_agent": self.source_agent});
+        if let Some(trace_id) = &self.trace_id {
+            context["trace_id"] = json!(trace_id);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params, "a2a_context": context})
+    }
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    providers::http_client(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())
+}
+
+async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, String> {
+    let response = client()?
+        .post(&service.url)
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", service.url))?;
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("invalid answer from {}: {e}", service.url))?;
+    result_of(body)
+}
+
+fn result_of(response: Value) -> Result<Value, String> {
+    match response.get("error") {
+        Some(error) => Err(format!("error {}", error)),
+        None => Ok(response.get("result").cloned().unwrap_or(Value::Null)),
+    }
+}
+
+pub async fn complete(args: CallArgs) -> Result<(), String> {
+    let result = call(&args.service, &args.request("llm.complete")).await?;
+    if args.service.json {
+        println!("{result:#}");
+    } else {
+        println!("{}", result["content"].as_str().unwrap_or_default());
+        eprintln!(
+            "[{}/{} · {} ms · {} tokens · trace {}]",
+            result["provider"].as_str().unwrap_or("?"),
+            result["model"].as_str().unwrap_or("?"),
+            result["latency_ms"],
+            result["usage"]["total_tokens"],
+            result["trace_id"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(())
+}
+
+pub async fn stream(args: CallArgs) -> Result<(), String> {
+    let response = client()?
+        .post(&args.service.url)
+        .header("accept", "text/event-stream")
+        .json(&args.request("llm.stream"))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", args.service.url))?;
+    let mut events = std::pin::pin!(sse::decode(response.bytes_stream()));
+    let mut stdout = std::io::stdout();
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|e| format!("stream broke: {e}"))?;
+        let chunk = result_of(
+            serde_json::from_str(&event.data).map_err(|e| format!("invalid event: {e}"))?,
+        )?;
+        if args.service.json {
+            println!("{chunk}");
+        } else if let Some(delta) = chunk["delta"].as_str() {
+            print!("{delta}");
+            let _ = stdout.flush();
+        }
+        if let Some(error) = chunk.get("error") {
+            return Err(format!("stream failed: {error}"));
+        }
+        if chunk["done"] == json!(true) {
+            if !args.service.json {
+                println!();
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub async fn models(args: ServiceArgs) -> Result<(), String> {
+    let result = call(
+        &args,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "llm.models"}),
+    )
+    .await?;
+    if args.json {
+        println!("{result:#}");
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<10} {:<8} {:>10}  aliases",
+        "model", "configured", "allowed", "context"
+    );
+    for model in result["models"].as_array().into_iter().flatten() {
+        println!(
+            "{:<40} {:<10} {:<8} {:>10}  {}",
+            model["id"].as_str().unwrap_or_default(),
+            model["configured"],
+            model["allowed"],
+            model["context_window"],
+            model["aliases"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! The `llmrpc` command line: `serve` runs the service; the other subcommands are its clients.
+
+mod client;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "llmrpc",
+    version,
+    about = "JSON-RPC 2.0 gateway from AI agents to OpenAI, Anthropic and Gemini"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Address to listen on (HOST:PORT; port 0 picks a free one).
+        #[arg(long, env = "LLMRPC_ADDR")]
+        addr: Option<String>,
+        /// TOML configuration file.
+        #[arg(long, env = "LLMRPC_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a running service for one answer and print it.
+    Complete(client::CallArgs),
+    /// Ask a running service for an answer and print it as it streams in.
+    Stream(client::CallArgs),
+    /// List the models a running service can route to.
+    Models(client::ServiceArgs),
+}
+
+pub fn main() -> ExitCode {
+    // Before parsing, so that `.env` can supply the flags' environment variables too.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("llmrpc: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { addr, config } => serve::run(addr, config).await,
+            Command::Complete(args) => client::complete(args).await,
+            Command::Stream(args) => client::stream(args).await,
+            Command::Models(args) => client::models(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("llmrpc: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `llmrpc serve`: configuration, logging, providers and the server, wired together.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::providers::{self, Provider, ProviderName, openai::OpenAi};
+use crate::routing::ModelRegistry;
+use crate::rpc::{self, Limits};
+use crate::telemetry;
+
+pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = Config::load(config_path.as_deref(), &env).map_err(|e| e.to_string())?;
+    if let Some(addr) = addr {
+        config.addr = addr;
+    }
+    telemetry::init_logging(&config.log_filter, config.log_format)?;
+
+    let client =
+        providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
+    let openai: Arc<dyn Provider> = Arc::new(OpenAi::new(
+        client,
+        config.provider(ProviderName::Openai).clone(),
+    ));
+    let implemented = vec![openai];
+    let catalogs = implemented
+        .iter()
+        .map(|p| (p.name(), p.catalog()))
+        .collect();
+    let registry =
+        ModelRegistry::new(catalogs, &config.aliases).map_err(|e| format!("config: {e}"))?;
+    let gateway = Arc::new(Gateway::new(
+        registry,
+        implemented,
+        config.allowed_models.clone(),
+        config.default_model.clone(),
+        config.default_timeout,
+    ));
+
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(addr = %local, "listening on {local}");
+    for (name, provider) in &config.providers {
+        if !provider.is_configured() {
+            tracing::warn!(
+                provider = name.as_str(),
+                "{name} is not configured: set {} to use it",
+                provider.key_var
+            );
+        }
+    }
+    spawn_reload_on_sighup(Arc::clone(&gateway), config.clone());
+
+    let limits = Limits {
+        max_request_body_bytes: config.max_request_body_bytes,
+        max_connections: config.max_connections,
+        drain_timeout: Duration::from_secs(30),
+    };
+    rpc::serve(listener, gateway, limits, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP re-reads the config file; the allow-list is what takes effect without a restart.
+fn spawn_reload_on_sighup(gateway: Arc<Gateway>, config: Config) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let env = |name: &str| std::env::var(name).ok();
+            match Config::load(config.file.as_deref(), &env) {
+                Ok(reloaded) => {
+                    tracing::info!(allowed_models = ?reloaded.allowed_models, "configuration reloaded");
+                    gateway.set_allowed_models(reloaded.allowed_models);
+                }
+                Err(e) => tracing::error!("configuration reload failed, keeping the old one: {e}"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

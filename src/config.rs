@@ -1,0 +1,431 @@
+//! Configuration: built-in defaults, then an optional TOML file, then the environment (which
+//! includes a `.env` file in the working directory), then command-line flags.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::providers::ProviderName;
+
+/// An API key: shown as `***` by `Debug` so that it cannot reach a log line by accident.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    /// The environment variable that holds the key, named in errors when it is missing.
+    pub key_var: &'static str,
+}
+
+impl ProviderConfig {
+    pub fn is_configured(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    pub fn require_key(&self, provider: ProviderName) -> Result<&str, Error> {
+        match &self.api_key {
+            Some(key) => Ok(key.expose()),
+            None => Err(Error::new(
+                ErrorKind::ProviderAuth,
+                format!("{provider} is not configured: set {}", self.key_var),
+            )
+            .with_provider(provider)),
+        }
+    }
+
+    /// Removes the key from text that came back from upstream (some providers echo it).
+    pub fn redact(&self, mut err: Error) -> Error {
+        if let Some(key) = self.api_key.as_ref().filter(|k| k.0.len() >= 8) {
+            err.message = err.message.replace(key.expose(), "[redacted]");
+        }
+        err
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub addr: String,
+    pub providers: BTreeMap<ProviderName, ProviderConfig>,
+    /// Alias name → ordered models; replaces a built-in tier of the same name.
+    pub aliases: BTreeMap<String, Vec<String>>,
+    /// When set, only these models (or aliases) may be called.
+    pub allowed_models: Option<Vec<String>>,
+    pub default_model: Option<String>,
+    /// Deadline of a call that sets no `timeout_ms`.
+    pub default_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_request_body_bytes: u32,
+    pub max_connections: u32,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// The file this was read from, re-read on SIGHUP.
+    pub file: Option<PathBuf>,
+}
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    addr: Option<String>,
+    allowed_models: Option<Vec<String>>,
+    default_model: Option<String>,
+    timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    max_request_body_bytes: Option<u32>,
+    max_connections: Option<u32>,
+    #[serde(default)]
+    aliases: BTreeMap<String, AliasTargets>,
+    #[serde(default)]
+    providers: BTreeMap<ProviderName, FileProvider>,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AliasTargets {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProvider {
+    api_key: Option<String>,
+    base_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    level: Option<String>,
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+struct ProviderDefaults {
+    name: ProviderName,
+    key_vars: &'static [&'static str],
+    base_url_var: &'static str,
+    base_url: &'static str,
+}
+
+const PROVIDERS: [ProviderDefaults; 3] = [
+    ProviderDefaults {
+        name: ProviderName::Openai,
+        key_vars: &["OPENAI_API_KEY"],
+        base_url_var: "OPENAI_BASE_URL",
+        base_url: "https://api.openai.com/v1",
+    },
+    ProviderDefaults {
+        name: ProviderName::Anthropic,
+        key_vars: &["ANTHROPIC_API_KEY"],
+        base_url_var: "ANTHROPIC_BASE_URL",
+        base_url: "https://api.anthropic.com",
+    },
+    ProviderDefaults {
+        name: ProviderName::Gemini,
+        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        base_url_var: "GEMINI_BASE_URL",
+        base_url: "https://generativelanguage.googleapis.com",
+    },
+];
+
+impl Config {
+    /// Loads the configuration. `env` looks a variable up (the process environment in `main`);
+    /// an empty value counts as unset, so `.env.test` can list every key without setting any.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let env = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let file_config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+
+        let mut providers = BTreeMap::new();
+        for defaults in PROVIDERS {
+            let from_file = file_config.providers.get(&defaults.name);
+            let key_var = defaults.key_vars[0];
+            let api_key = defaults
+                .key_vars
+                .iter()
+                .find_map(|var| env(var))
+                .or_else(|| from_file.and_then(|p| p.api_key.clone()))
+                .map(Secret);
+            let base_url = env(defaults.base_url_var)
+                .or_else(|| from_file.and_then(|p| p.base_url.clone()))
+                .unwrap_or_else(|| defaults.base_url.to_owned());
+            providers.insert(
+                defaults.name,
+                ProviderConfig {
+                    api_key,
+                    base_url,
+                    key_var,
+                },
+            );
+        }
+
+        let allowed_models = match env("LLMRPC_ALLOWED_MODELS") {
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            None => file_config.allowed_models,
+        };
+        let millis = |name: &'static str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(ConfigError::Invalid {
+                name,
+                reason: "must be at least 1 ms".into(),
+            }),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(Duration::from_millis(default)),
+        };
+        let parse_env_ms = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            env(name)
+                .map(|v| {
+                    v.parse().map_err(|_| ConfigError::Invalid {
+                        name,
+                        reason: format!("{v:?} is not a number"),
+                    })
+                })
+                .transpose()
+        };
+        let log_format = match env("LLMRPC_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "LLMRPC_LOG_FORMAT",
+                        reason: format!("{v:?} is neither json nor pretty"),
+                    });
+                }
+            },
+            None => file_config.log.format.unwrap_or(LogFormat::Pretty),
+        };
+        let aliases = file_config
+            .aliases
+            .into_iter()
+            .map(|(name, targets)| {
+                let targets = match targets {
+                    AliasTargets::One(t) => vec![t],
+                    AliasTargets::Many(ts) => ts,
+                };
+                (name, targets)
+            })
+            .collect();
+
+        Ok(Config {
+            addr: env("LLMRPC_ADDR")
+                .or(file_config.addr)
+                .unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            providers,
+            aliases,
+            allowed_models,
+            default_model: env("LLMRPC_DEFAULT_MODEL").or(file_config.default_model),
+            default_timeout: millis(
+                "LLMRPC_TIMEOUT_MS",
+                parse_env_ms("LLMRPC_TIMEOUT_MS")?.or(file_config.timeout_ms),
+                60_000,
+            )?,
+            connect_timeout: millis(
+                "LLMRPC_CONNECT_TIMEOUT_MS",
+                parse_env_ms("LLMRPC_CONNECT_TIMEOUT_MS")?.or(file_config.connect_timeout_ms),
+                10_000,
+            )?,
+            max_request_body_bytes: file_config
+                .max_request_body_bytes
+                .unwrap_or(10 * 1024 * 1024),
+            max_connections: file_config.max_connections.unwrap_or(10_000),
+            log_filter: env("LLMRPC_LOG")
+                .or(file_config.log.level)
+                .unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            file: file.map(Path::to_owned),
+        })
+    }
+
+    pub fn provider(&self, name: ProviderName) -> &ProviderConfig {
+        &self.providers[&name]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(file: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmrpc.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        Config::load(file.map(|_| path.as_path()), &|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:8080");
+        assert_eq!(
+            c.provider(ProviderName::Openai).base_url,
+            "https://api.openai.com/v1"
+        );
+        assert_eq!(
+            c.provider(ProviderName::Anthropic).base_url,
+            "https://api.anthropic.com"
+        );
+        assert_eq!(
+            c.provider(ProviderName::Gemini).base_url,
+            "https://generativelanguage.googleapis.com"
+        );
+        assert!(
+            ProviderName::ALL
+                .iter()
+                .all(|p| !c.provider(*p).is_configured())
+        );
+        assert_eq!(c.default_timeout, Duration::from_secs(60));
+        assert_eq!(c.log_filter, "info");
+        assert_eq!(c.allowed_models, None);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_empty_values_count_as_unset() {
+        let file = r#"
+            addr = "0.0.0.0:9000"
+            allowed_models = ["gpt-4o"]
+            [providers.openai]
+            api_key = "from-file"
+            base_url = "http://file"
+            [aliases]
+            mini = "openai/gpt-4.1-mini"
+        "#;
+        let c = load(
+            Some(file),
+            &[
+                ("OPENAI_BASE_URL", "http://env"),
+                ("LLMRPC_ALLOWED_MODELS", "a, b,,"),
+                ("ANTHROPIC_API_KEY", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.addr, "0.0.0.0:9000");
+        assert_eq!(c.provider(ProviderName::Openai).base_url, "http://env");
+        assert_eq!(
+            c.provider(ProviderName::Openai)
+                .api_key
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "from-file"
+        );
+        assert!(!c.provider(ProviderName::Anthropic).is_configured());
+        assert_eq!(c.allowed_models, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(c.aliases["mini"], vec!["openai/gpt-4.1-mini".to_owned()]);
+    }
+
+    #[test]
+    fn gemini_falls_back_to_google_api_key() {
+        let c = load(None, &[("GOOGLE_API_KEY", "g")]).unwrap();
+        assert!(c.provider(ProviderName::Gemini).is_configured());
+    }
+
+    #[test]
+    fn mistakes_are_reported_by_name() {
+        assert!(
+            load(Some("adr = 1"), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("adr")
+        );
+        assert!(
+            load(None, &[("LLMRPC_LOG_FORMAT", "xml")])
+                .unwrap_err()
+                .to_string()
+                .contains("LLMRPC_LOG_FORMAT")
+        );
+        assert!(load(None, &[("LLMRPC_TIMEOUT_MS", "0")]).is_err());
+    }
+
+    #[test]
+    fn a_missing_key_error_names_the_variable_and_keys_never_print() {
+        let c = load(None, &[("OPENAI_API_KEY", "sk-secret-value")]).unwrap();
+        let err = c
+            .provider(ProviderName::Gemini)
+            .require_key(ProviderName::Gemini)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderAuth);
+        assert!(err.message.contains("GEMINI_API_KEY"));
+        assert!(!format!("{c:?}").contains("sk-secret-value"));
+        let echoed = Error::new(ErrorKind::ProviderAuth, "bad key sk-secret-value");
+        assert!(
+            !c.provider(ProviderName::Openai)
+                .redact(echoed)
+                .message
+                .contains("sk-secret-value")
+        );
+    }
+}

@@ -1,0 +1,14 @@
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! llmrpc: a JSON-RPC 2.0 gateway through which AI agents call OpenAI, Anthropic and Gemini,
+//! carrying each caller's A2A context and trace id through every hop.
+
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod gateway;
+pub mod providers;
+pub mod routing;
+pub mod rpc;
+pub mod telemetry;

@@ -1,0 +1,594 @@
+//! OpenAI Chat Completions (and the many servers that speak its dialect).
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    ChatRequest, ChatResponse, EventStream, FinishReason, ModelInfo, Provider, ProviderName,
+    ReasoningEffort, StreamEvent, UpstreamTrace, Usage, retry_after, sse, transport_error,
+};
+use crate::config::ProviderConfig;
+use crate::error::{Error, ErrorKind};
+
+const NAME: ProviderName = ProviderName::Openai;
+
+const CATALOG: &[ModelInfo] = &[
+    ModelInfo {
+        id: "gpt-5",
+        context_window: Some(400_000),
+    },
+    ModelInfo {
+        id: "gpt-5-mini",
+        context_window: Some(400_000),
+    },
+    ModelInfo {
+        id: "gpt-5-nano",
+        context_window: Some(400_000),
+    },
+    ModelInfo {
+        id: "gpt-4.1",
+        context_window: Some(1_047_576),
+    },
+    ModelInfo {
+        id: "gpt-4.1-mini",
+        context_window: Some(1_047_576),
+    },
+    ModelInfo {
+        id: "gpt-4.1-nano",
+        context_window: Some(1_047_576),
+    },
+    ModelInfo {
+        id: "gpt-4o",
+        context_window: Some(128_000),
+    },
+    ModelInfo {
+        id: "gpt-4o-mini",
+        context_window: Some(128_000),
+    },
+    ModelInfo {
+        id: "o3",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "o4-mini",
+        context_window: Some(200_000),
+    },
+];
+
+pub struct OpenAi {
+    client: reqwest::Client,
+    config: ProviderConfig,
+    url: String,
+}
+
+impl OpenAi {
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
+        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        Self {
+            client,
+            config,
+            url,
+        }
+    }
+
+    async fn send(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+        stream: bool,
+    ) -> Result<reqwest::Response, Error> {
+        let key = self.config.require_key(NAME)?;
+        tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(key)
+            .header("traceparent", &trace.traceparent)
+            .header("x-request-id", &trace.request_id)
+            .json(&request_body(req, stream))
+            .send()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        let status = response.status().as_u16();
+        tracing::debug!(status, "upstream response");
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(self
+            .config
+            .redact(error_from_response(status, &headers, &body)))
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    fn name(&self) -> ProviderName {
+        NAME
+    }
+
+    fn is_configured(&self) -> bool {
+        self.config.is_configured()
+    }
+
+    fn catalog(&self) -> &'static [ModelInfo] {
+        CATALOG
+    }
+
+    async fn complete(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+    ) -> Result<ChatResponse, Error> {
+        let response = self.send(req, trace, false).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        parse_response(&body)
+    }
+
+    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
+        let response = self.send(req, trace, true).await?;
+        let events = sse::decode(response.bytes_stream())
+            .map(|event| match event {
+                Ok(event) => parse_stream_data(&event.data),
+                Err(e) => Err(transport_error(NAME, &e)),
+            })
+            // `[DONE]` ends the answer even if the connection lingers.
+            .take_while(|parsed| futures::future::ready(!matches!(parsed, Ok(None))))
+            .flat_map(|parsed| {
+                let items: Vec<Result<StreamEvent, Error>> = match parsed {
+                    Ok(events) => events.unwrap_or_default().into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            });
+        Ok(events.boxed())
+    }
+}
+
+/// Reasoning models take `max_completion_tokens` and `reasoning_effort`; older and compatible
+/// models take `max_tokens` and reject `reasoning_effort`.
+fn is_reasoning_model(model: &str) -> bool {
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|p| model.starts_with(p))
+}
+
+pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
+    let mut body = json!({ "model": req.model, "messages": req.messages });
+    let reasoning = is_reasoning_model(&req.model);
+    if let Some(max) = req.max_tokens {
+        let field = if reasoning {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[field] = json!(max);
+    }
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = req.top_p {
+        body["top_p"] = json!(p);
+    }
+    if !req.stop.is_empty() {
+        body["stop"] = json!(req.stop);
+    }
+    if let (true, Some(effort)) = (reasoning, req.reasoning_effort) {
+        body["reasoning_effort"] = json!(match effort {
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        });
+    }
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({ "include_usage": true });
+    }
+    body
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let total = if u.total_tokens > 0 {
+            u.total_tokens
+        } else {
+            u.prompt_tokens + u.completion_tokens
+        };
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: total,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    message: WireMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireMessage {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+fn finish_reason(value: Option<&str>) -> FinishReason {
+    match value {
+        Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some("content_filter") => FinishReason::ContentFilter,
+        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+        _ => FinishReason::Other,
+    }
+}
+
+fn invalid_body(what: &str) -> Error {
+    Error::new(
+        ErrorKind::ProviderUnavailable,
+        format!("openai sent an invalid {what}"),
+    )
+    .with_provider(NAME)
+}
+
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+    let wire: WireResponse = serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid_body("response (no choices)"))?;
+    // A refusal is what the model said; callers see it as the content.
+    let content = choice
+        .message
+        .content
+        .or(choice.message.refusal)
+        .unwrap_or_default();
+    Ok(ChatResponse {
+        id: wire.id,
+        model: wire.model,
+        content,
+        usage: wire.usage.map(Usage::from).unwrap_or_default(),
+        finish_reason: finish_reason(choice.finish_reason.as_deref()),
+    })
+}
+
+#[derive(Deserialize)]
+struct WireChunk {
+    model: Option<String>,
+    // Some compatible servers send `null` or omit the field on the usage chunk.
+    choices: Option<Vec<WireChunkChoice>>,
+    usage: Option<WireUsage>,
+    error: Option<WireError>,
+}
+
+#[derive(Deserialize)]
+struct WireChunkChoice {
+    #[serde(default)]
+    delta: WireMessage,
+    finish_reason: Option<String>,
+}
+
+/// One `data:` payload of the stream: `Ok(None)` is the `[DONE]` terminator.
+pub fn parse_stream_data(data: &str) -> Result<Option<Vec<StreamEvent>>, Error> {
+    if data.trim() == "[DONE]" {
+        return Ok(None);
+    }
+    let chunk: WireChunk = serde_json::from_str(data).map_err(|_| invalid_body("stream event"))?;
+    if let Some(err) = chunk.error {
+        let kind = if err.code.as_deref() == Some("rate_limit_exceeded") {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::ProviderUnavailable
+        };
+        return Err(Error::new(kind, format!("openai: {}", err.message)).with_provider(NAME));
+    }
+    let mut events = Vec::new();
+    if let Some(model) = chunk.model {
+        events.push(StreamEvent::Model(model));
+    }
+    for choice in chunk.choices.unwrap_or_default().into_iter().take(1) {
+        if let Some(text) = choice
+            .delta
+            .content
+            .or(choice.delta.refusal)
+            .filter(|t| !t.is_empty())
+        {
+            events.push(StreamEvent::Delta(text));
+        }
+        if let Some(reason) = choice.finish_reason {
+            events.push(StreamEvent::Finish(finish_reason(Some(&reason))));
+        }
+    }
+    if let Some(usage) = chunk.usage {
+        events.push(StreamEvent::Usage(usage.into()));
+    }
+    Ok(Some(events))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireError {
+    message: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireErrorBody {
+    error: WireError,
+}
+
+pub fn error_from_response(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let wire = serde_json::from_slice::<WireErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_default();
+    let code = wire
+        .code
+        .as_deref()
+        .or(wire.kind.as_deref())
+        .unwrap_or_default();
+    let kind = match status {
+        401 | 403 => ErrorKind::ProviderAuth,
+        404 => ErrorKind::ModelNotFound,
+        429 => ErrorKind::RateLimited,
+        400 if code == "context_length_exceeded"
+            || wire.message.contains("maximum context length") =>
+        {
+            ErrorKind::ContextLengthExceeded
+        }
+        400..=499 => ErrorKind::ProviderRejected,
+        _ => ErrorKind::ProviderUnavailable,
+    };
+    let detail = if wire.message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        wire.message
+    };
+    let mut err = Error::new(kind, format!("openai: {detail}"))
+        .with_provider(NAME)
+        .with_status(status)
+        .with_retry_after(retry_after(headers));
+    // A spent quota is a 429 that no amount of waiting fixes.
+    if code == "insufficient_quota" {
+        err = err.not_retryable();
+    } else if matches!(status, 408 | 409) {
+        err.retryable = true;
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{Content, Message, Role};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../shared/fixtures/openai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn request(model: &str) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: Content::Text("You are a terse assistant.".into()),
+                },
+                Message {
+                    role: Role::User,
+                    content: Content::Text("Say hello.".into()),
+                },
+            ],
+            max_tokens: Some(64),
+            temperature: Some(0.2),
+            top_p: Some(1.0),
+            stop: vec!["\n\n".into()],
+            reasoning_effort: Some(ReasoningEffort::High),
+        }
+    }
+
+    #[test]
+    fn streaming_body_asks_for_usage_and_uses_the_right_token_cap() {
+        let body = request_body(&request("gpt-4o-mini"), true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+        assert_eq!(body["max_tokens"], 64);
+        assert!(body.get("max_completion_tokens").is_none());
+        assert!(body.get("reasoning_effort").is_none());
+        assert_eq!(body["stop"], json!(["\n\n"]));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "You are a terse assistant."})
+        );
+
+        let body = request_body(&request("o4-mini"), false);
+        assert_eq!(body["max_completion_tokens"], 64);
+        assert_eq!(body["reasoning_effort"], "high");
+        assert!(body.get("stream").is_none());
+    }
+
+    #[test]
+    fn fixture_request_messages_round_trip_through_our_types() {
+        let fixture: Value =
+            serde_json::from_slice(&fixture("chat_completion_request_image.json")).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(fixture["messages"].clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&messages).unwrap(),
+            fixture["messages"]
+        );
+    }
+
+    #[test]
+    fn parses_the_fixture_responses() {
+        let r = parse_response(&fixture("chat_completion.json")).unwrap();
+        assert_eq!(r.content, "Hello! How can I assist you today?");
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 19,
+                completion_tokens: 10,
+                total_tokens: 29
+            }
+        );
+        assert_eq!(r.finish_reason, FinishReason::Stop);
+        assert_eq!(r.model.as_deref(), Some("gpt-5.4"));
+        let r = parse_response(&fixture("chat_completion_tool_calls.json")).unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert!(parse_response(&fixture("chat_completion_image_input.json")).is_ok());
+        assert_eq!(
+            parse_response(b"<html>").unwrap_err().kind,
+            ErrorKind::ProviderUnavailable
+        );
+    }
+
+    fn stream_events(name: &str) -> Vec<StreamEvent> {
+        let mut decoder = sse::SseDecoder::new();
+        let mut events = decoder.push(&fixture(name));
+        events.extend(decoder.finish());
+        let mut out = Vec::new();
+        for e in events {
+            match parse_stream_data(&e.data).unwrap() {
+                Some(parsed) => out.extend(parsed),
+                None => return out,
+            }
+        }
+        panic!("{name} has no [DONE]");
+    }
+
+    fn text_of(events: &[StreamEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| {
+                if let StreamEvent::Delta(t) = e {
+                    Some(t.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_fixture_streams() {
+        let events = stream_events("chat_completion_stream.sse");
+        assert!(text_of(&events).starts_with("I'm unable to"));
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Usage(Usage {
+                prompt_tokens: 14,
+                completion_tokens: 30,
+                total_tokens: 44
+            }))
+        );
+        let events = stream_events("chat_completion_stream_refusal.sse");
+        assert!(text_of(&events).ends_with("that request."));
+        let events = stream_events("chat_completion_stream_tool_calls.sse");
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::ToolCalls)));
+    }
+
+    #[test]
+    fn mid_stream_error_event_is_an_error() {
+        let err =
+            parse_stream_data(r#"{"error":{"message":"boom","type":"server_error"}}"#).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+        assert!(parse_stream_data("not json").is_err());
+    }
+
+    #[test]
+    fn each_error_fixture_maps_to_its_contract_kind() {
+        let empty = reqwest::header::HeaderMap::new();
+        for (status, file, kind, retryable) in [
+            (
+                400,
+                "error_400_invalid_request.json",
+                ErrorKind::ProviderRejected,
+                false,
+            ),
+            (
+                401,
+                "error_401_invalid_api_key.json",
+                ErrorKind::ProviderAuth,
+                false,
+            ),
+            (
+                404,
+                "error_404_model_not_found.json",
+                ErrorKind::ModelNotFound,
+                false,
+            ),
+            (
+                429,
+                "error_429_rate_limit.json",
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (
+                429,
+                "error_429_insufficient_quota.json",
+                ErrorKind::RateLimited,
+                false,
+            ),
+            (
+                500,
+                "error_500_server_error.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+        ] {
+            let err = error_from_response(status, &empty, &fixture(file));
+            assert_eq!(
+                (err.kind, err.retryable, err.status),
+                (kind, retryable, Some(status)),
+                "{file}"
+            );
+        }
+        let ctx = br#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        assert_eq!(
+            error_from_response(400, &empty, ctx).kind,
+            ErrorKind::ContextLengthExceeded
+        );
+        assert_eq!(
+            error_from_response(502, &empty, b"Bad Gateway").kind,
+            ErrorKind::ProviderUnavailable
+        );
+        assert_eq!(
+            error_from_response(403, &empty, b"").kind,
+            ErrorKind::ProviderAuth
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The one place where errors become JSON-RPC error objects (contract §5).
+
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned};
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorKind};
+
+pub const INVALID_PARAMS: i32 = -32602;
+
+pub fn code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::InvalidParams | ErrorKind::ModelNotAllowed => INVALID_PARAMS,
+        ErrorKind::ModelNotFound => -32001,
+        ErrorKind::RateLimited => -32002,
+        ErrorKind::Timeout => -32003,
+        ErrorKind::ProviderUnavailable => -32004,
+        ErrorKind::ProviderAuth => -32005,
+        ErrorKind::ContextLengthExceeded => -32006,
+        ErrorKind::ProviderRejected => -32007,
+        ErrorKind::Overloaded => -32008,
+    }
+}
+
+/// `error.data`: always `kind` and `trace_id`, plus what is known of the upstream side.
+fn data(err: &Error, trace_id: &str) -> Value {
+    let mut data =
+        json!({ "kind": err.kind.as_str(), "trace_id": trace_id, "retryable": err.retryable });
+    if let Some(provider) = err.provider {
+        data["provider"] = json!(provider);
+    }
+    if let Some(status) = err.status {
+        data["status"] = json!(status);
+    }
+    if let Some(attempts) = err.attempts {
+        data["attempts"] = json!(attempts);
+    }
+    if let Some(wait) = err.retry_after {
+        data["retry_after_ms"] = json!(wait.as_millis() as u64);
+    }
+    data
+}
+
+pub fn to_rpc_error(err: &Error, trace_id: &str) -> ErrorObjectOwned {
+    ErrorObject::owned(
+        code(err.kind),
+        err.message.clone(),
+        Some(data(err, trace_id)),
+    )
+}
+
+/// The same error as a JSON value, for stream chunks and SSE events.
+pub fn to_json(err: &Error, trace_id: &str) -> Value {
+    json!({ "code": code(err.kind), "message": err.message, "data": data(err, trace_id) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ProviderName;
+    use std::time::Duration;
+
+    #[test]
+    fn codes_follow_the_contract_table() {
+        for (kind, code_) in [
+            (ErrorKind::InvalidParams, -32602),
+            (ErrorKind::ModelNotAllowed, -32602),
+            (ErrorKind::ModelNotFound, -32001),
+            (ErrorKind::RateLimited, -32002),
+            (ErrorKind::Timeout, -32003),
+            (ErrorKind::ProviderUnavailable, -32004),
+            (ErrorKind::ProviderAuth, -32005),
+            (ErrorKind::ContextLengthExceeded, -32006),
+            (ErrorKind::ProviderRejected, -32007),
+            (ErrorKind::Overloaded, -32008),
+        ] {
+            assert_eq!(code(kind), code_, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn data_carries_what_is_known() {
+        let err = Error::new(ErrorKind::RateLimited, "slow down")
+            .with_provider(ProviderName::Openai)
+            .with_status(429)
+            .with_attempts(4)
+            .with_retry_after(Some(Duration::from_millis(1500)));
+        assert_eq!(
+            to_json(&err, "t-1"),
+            json!({"code": -32002, "message": "slow down", "data": {
+                "kind": "rate_limited", "trace_id": "t-1", "retryable": true,
+                "provider": "openai", "status": 429, "attempts": 4, "retry_after_ms": 1500}})
+        );
+        let bare = to_json(&Error::invalid_params("invalid params: x"), "t-2");
+        assert_eq!(
+            bare["data"],
+            json!({"kind": "invalid_params", "trace_id": "t-2", "retryable": false})
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The JSON-RPC methods of contract §3, registered on one jsonrpsee module, and the rendering of
+//! results and stream chunks.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::{Extensions, PendingSubscriptionSink, RpcModule};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use super::errors::{to_json, to_rpc_error};
+use super::params;
+use crate::context::{CallContext, TraceParent};
+use crate::error::Error;
+use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
+
+/// The OpenRPC document: one file, served by `rpc.discover` and published in `proto-docs/`.
+pub const OPENRPC: &str = include_str!("../../proto-docs/openrpc.json");
+
+pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> {
+    let mut module = RpcModule::new(gateway);
+    let openrpc: Value =
+        serde_json::from_str(OPENRPC).map_err(|e| format!("proto-docs/openrpc.json: {e}"))?;
+    let registered = (|| {
+        module.register_async_method("llm.complete", |params, gateway, ext| async move {
+            complete(&gateway, params.as_str(), &ext).await
+        })?;
+        module.register_subscription(
+            "llm.stream",
+            "llm.stream.chunk",
+            "llm.stream.cancel",
+            |params, pending, gateway, ext| async move {
+                subscribe(&gateway, params.as_str(), pending, &ext).await
+            },
+        )?;
+        module.register_method("llm.models", |_, gateway, _| gateway.models())?;
+        module.register_method("llm.metrics", |_, gateway, _| gateway.metrics().snapshot())?;
+        module.register_method("rpc.discover", move |_, _, _| openrpc.clone())?;
+        Ok::<_, jsonrpsee::core::RegisterMethodError>(())
+    })();
+    registered.map_err(|e| format!("registering JSON-RPC methods: {e}"))?;
+    Ok(module)
+}
+
+/// The span every log line of a call is written in.
+pub fn call_span(method: &'static str, ctx: &CallContext) -> tracing::Span {
+    let span = tracing::info_span!("call", method, trace_id = %ctx.trace_id, source_agent = tracing::field::Empty);
+    if let Some(agent) = &ctx.a2a.source_agent {
+        span.record("source_agent", agent.as_str());
+    }
+    span
+}
+
+async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
+    let (ctx, call) = params::parse(params, ext.get::<TraceParent>());
+    let span = call_span("llm.complete", &ctx);
+    async {
+        let call = call.inspect_err(log_invalid)?;
+        let completion = gateway.complete(call.request, call.timeout, &ctx).await?;
+        Ok(complete_result(&completion, &ctx))
+    }
+    .instrument(span)
+    .await
+    .map_err(|e: Error| to_rpc_error(&e, &ctx.trace_id))
+}
+
+/// Validates and starts a stream; shared by the WebSocket and SSE transports.
+pub async fn start_stream(
+    gateway: &Gateway,
+    params: Option<&str>,
+    traceparent: Option<&TraceParent>,
+) -> (CallContext, tracing::Span, Result<ChunkStream, Error>) {
+    let (ctx, call) = params::parse(params, traceparent);
+    let span = call_span("llm.stream", &ctx);
+    let stream = async {
+        let call = call.inspect_err(log_invalid)?;
+        gateway.stream(call.request, call.timeout, &ctx).await
+    }
+    .instrument(span.clone())
+    .await;
+    (ctx, span, stream)
+}
+
+async fn subscribe(
+    gateway: &Gateway,
+    params: Option<&str>,
+    pending: PendingSubscriptionSink,
+    ext: &Extensions,
+) {
+    let (ctx, span, stream) = start_stream(gateway, params, ext.get::<TraceParent>()).await;
+    let mut chunks = match stream {
+        Ok(chunks) => chunks,
+        Err(err) => return pending.reject(to_rpc_error(&err, &ctx.trace_id)).await,
+    };
+    async move {
+        let Ok(sink) = pending.accept().await else {
+            return;
+        };
+        let mut writer = ChunkWriter::new(ctx);
+        loop {
+            // Waiting on the upstream and on the subscriber together: an unsubscribe or a closed
+            // socket drops the upstream request at once.
+            let chunk = tokio::select! {
+                chunk = chunks.next() => chunk,
+                () = sink.closed() => break,
+            };
+            let Some(chunk) = chunk else { break };
+            let Ok(message) = serde_json::value::to_raw_value(&writer.render(chunk)) else {
+                break;
+            };
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn log_invalid(err: &Error) {
+    tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
+}
+
+pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {
+    json!({
+        "content": c.response.content,
+        "usage": c.response.usage,
+        "latency_ms": c.latency.as_millis() as u64,
+        "provider": c.route.provider,
+        "model": c.route.model,
+        "trace_id": ctx.trace_id,
+        "id": c.response.id.clone().unwrap_or_else(|| format!("llmrpc-{}", ctx.span_id)),
+        "finish_reason": c.response.finish_reason.as_str(),
+        "attempts": c.attempts,
+        "a2a_context": ctx.a2a,
+    })
+}
+
+/// Numbers and renders the chunks of one stream.
+pub struct ChunkWriter {
+    ctx: CallContext,
+    index: u64,
+}
+
+impl ChunkWriter {
+    pub fn new(ctx: CallContext) -> Self {
+        Self { ctx, index: 0 }
+    }
+
+    pub fn render(&mut self, chunk: Chunk) -> Value {
+        let mut out = json!({ "index": self.index, "trace_id": self.ctx.trace_id });
+        self.index += 1;
+        match chunk {
+            Chunk::Delta(text) => {
+                out["delta"] = json!(text);
+                out["done"] = json!(false);
+            }
+            Chunk::Done(s) => {
+                out["delta"] = json!("");
+                out["done"] = json!(true);
+                out["finish_reason"] = json!(s.finish_reason.as_str());
+                out["usage"] = json!(s.usage);
+                out["model"] = json!(s.route.model);
+                out["provider"] = json!(s.route.provider);
+                out["latency_ms"] = json!(s.latency.as_millis() as u64);
+                out["ttft_ms"] = json!(s.ttft.map(|t| t.as_millis() as u64));
+                out["attempts"] = json!(s.attempts);
+                out["a2a_context"] = json!(self.ctx.a2a);
+            }
+            Chunk::Failed(err) => {
+                out["delta"] = json!("");
+                out["done"] = json!(true);
+                out["error"] = to_json(&err, &self.ctx.trace_id);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::ModelRegistry;
+
+    #[test]
+    fn openrpc_describes_exactly_the_registered_methods() {
+        let registry = ModelRegistry::new(vec![], &Default::default()).unwrap();
+        let gateway = Gateway::new(
+            registry,
+            vec![],
+            None,
+            None,
+            std::time::Duration::from_secs(1),
+        );
+        let module = module(Arc::new(gateway)).unwrap();
+        let mut registered: Vec<&str> = module.method_names().collect();
+        registered.sort_unstable();
+        let doc: Value = serde_json::from_str(OPENRPC).unwrap();
+        let mut described: Vec<&str> = doc["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        described.sort_unstable();
+        assert_eq!(registered, described);
+    }
+}

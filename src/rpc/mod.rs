@@ -1,0 +1,224 @@
+//! The JSON-RPC service on one port: HTTP `POST /` (and SSE for `llm.stream`), WebSocket `/`,
+//! and the plain-HTTP `/health`, `/ready` and `/metrics`.
+
+mod envelope;
+pub mod errors;
+pub mod methods;
+mod params;
+mod sse;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use jsonrpsee::Methods;
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, ServerConfig, StopHandle,
+    TowerService, serve_with_graceful_shutdown, stop_channel, ws::is_upgrade_request,
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower::Service;
+use tower::layer::util::Identity;
+
+use crate::context::TraceParent;
+use crate::gateway::Gateway;
+
+type RpcService = TowerService<Identity, Identity>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Limits of the transport layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_request_body_bytes: u32,
+    pub max_connections: u32,
+    /// How long in-flight calls may take to finish once shutdown starts.
+    pub drain_timeout: Duration,
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(limits.max_request_body_bytes)
+        .max_response_body_size(u32::MAX)
+        .max_connections(limits.max_connections)
+        .set_batch_request_config(BatchRequestConfig::Unlimited)
+        .build();
+    let builder = jsonrpsee::server::Server::builder()
+        .set_config(config)
+        .to_service_builder();
+    let methods: Methods = methods::module(Arc::clone(&gateway))?.into();
+    let (stop_handle, server_handle) = stop_channel();
+    let app = Arc::new(App {
+        gateway,
+        max_body: limits.max_request_body_bytes as usize,
+    });
+
+    tokio::pin!(shutdown);
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let rpc = builder.clone().build(methods.clone(), stop_handle.clone());
+        let (app, stop) = (Arc::clone(&app), stop_handle.clone());
+        let service = tower::service_fn(move |req: http::Request<Incoming>| {
+            let (app, rpc, stop) = (Arc::clone(&app), rpc.clone(), stop.clone());
+            async move { app.route(req, rpc, stop).await }
+        });
+        tokio::spawn(serve_with_graceful_shutdown(
+            socket,
+            service,
+            stop_handle.clone().shutdown(),
+        ));
+    }
+    drop(stop_handle);
+    tracing::info!("shutting down: draining in-flight calls");
+    let _ = server_handle.stop();
+    if tokio::time::timeout(limits.drain_timeout, server_handle.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout passed with calls still in flight");
+    }
+    Ok(())
+}
+
+struct App {
+    gateway: Arc<Gateway>,
+    max_body: usize,
+}
+
+impl App {
+    async fn route(
+        &self,
+        req: http::Request<Incoming>,
+        rpc: RpcService,
+        stop: StopHandle,
+    ) -> Result<HttpResponse, BoxError> {
+        let response = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            (&Method::GET, "/ready") => json_response(
+                StatusCode::OK,
+                &json!({"status": "ready", "providers": self.gateway.provider_status()}),
+            ),
+            (&Method::GET, "/metrics") => http::Response::builder()
+                .header(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .body(HttpBody::from(self.gateway.metrics().encode()))?,
+            (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop),
+            (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
+            (_, "/") => plain_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use POST / for JSON-RPC, or a WebSocket upgrade",
+            ),
+            _ => plain_response(StatusCode::NOT_FOUND, "not found: JSON-RPC is served at /"),
+        };
+        Ok(response)
+    }
+
+    async fn json_rpc(
+        &self,
+        req: http::Request<Incoming>,
+        mut rpc: RpcService,
+    ) -> Result<HttpResponse, BoxError> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                let message = format!(
+                    "request body is larger than the limit of {} bytes",
+                    self.max_body
+                );
+                return Ok(json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &rpc_error(-32600, &message),
+                ));
+            }
+            // The caller went away or sent a broken body: nobody is left to answer.
+            Err(e) => return Err(e),
+        };
+        let body = envelope::hoist_a2a_context(&body)
+            .map(Bytes::from)
+            .unwrap_or(body);
+        if accepts_event_stream(&parts.headers) {
+            if let Some(response) = sse::respond(
+                Arc::clone(&self.gateway),
+                &body,
+                traceparent(&parts.headers),
+            )
+            .await
+            {
+                return Ok(response);
+            }
+        }
+        rpc.call(into_rpc_request(http::Request::from_parts(
+            parts,
+            HttpBody::new(Full::new(body)),
+        )))
+        .await
+    }
+}
+
+/// Hands the caller's trace context to the methods, as a request extension.
+fn into_rpc_request(mut req: HttpRequest) -> HttpRequest {
+    if let Some(tp) = traceparent(req.headers()) {
+        req.extensions_mut().insert(tp);
+    }
+    req
+}
+
+fn traceparent(headers: &http::HeaderMap) -> Option<TraceParent> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+}
+
+fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")))
+}
+
+fn rpc_error(code: i32, message: &str) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn plain_response(status: StatusCode, text: &'static str) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(text));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,308 @@
+//! `llm.complete` / `llm.stream` params: parsed by name, checked against the contract's rules,
+//! with messages that name the field and the rule.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::context::{A2aContext, CallContext, TraceParent};
+use crate::error::Error;
+use crate::providers::{ChatRequest, Content, Message, Part, ReasoningEffort};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteParams {
+    model: String,
+    messages: Vec<Message>,
+    max_tokens: Option<i64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stop: Option<Stop>,
+    reasoning_effort: Option<ReasoningEffort>,
+    timeout_ms: Option<i64>,
+    #[serde(rename = "a2a_context")]
+    _a2a_context: Option<Value>,
+    /// Checked here; the call ledger is what stores it.
+    #[serde(rename = "metadata")]
+    _metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A checked call, ready for the gateway.
+#[derive(Debug)]
+pub struct Call {
+    pub request: ChatRequest,
+    pub timeout: Option<Duration>,
+}
+
+/// Builds the call's context first, so that even an invalid call gets its trace id back, then
+/// checks the params. `raw` is the JSON text of `params`, if any.
+pub fn parse(
+    raw: Option<&str>,
+    traceparent: Option<&TraceParent>,
+) -> (CallContext, Result<Call, Error>) {
+    let value: Option<Value> = raw.and_then(|r| serde_json::from_str(r).ok());
+    let a2a = value
+        .as_ref()
+        .and_then(|v| v.get("a2a_context"))
+        .filter(|v| !v.is_null());
+    let a2a = match a2a.map(|v| serde_json::from_value::<A2aContext>(v.clone())) {
+        None => Ok(None),
+        Some(Ok(ctx)) => ctx.validate().map(|()| Some(ctx)),
+        Some(Err(e)) => Err(Error::invalid_params(format!(
+            "invalid params: a2a_context: {}",
+            readable(&e.to_string())
+        ))),
+    };
+    match a2a {
+        Ok(a2a) => {
+            let ctx = CallContext::new(a2a, traceparent);
+            let call = check(value);
+            (ctx, call)
+        }
+        Err(err) => (CallContext::new(None, traceparent), Err(err)),
+    }
+}
+
+fn check(value: Option<Value>) -> Result<Call, Error> {
+    let value = match value {
+        Some(Value::Object(map)) => Value::Object(map),
+        None => {
+            return Err(Error::invalid_params(
+                "invalid params: expected an object with model and messages",
+            ));
+        }
+        Some(_) => {
+            return Err(Error::invalid_params(
+                "invalid params: params must be an object of named fields (model, messages, …), not an array",
+            ));
+        }
+    };
+    let params: CompleteParams = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = readable(&e.inner().to_string());
+        let message = if path == "." {
+            format!("invalid params: {inner}")
+        } else {
+            format!("invalid params: {path}: {inner}")
+        };
+        Error::invalid_params(message)
+    })?;
+    let invalid = |rule: &str| Err(Error::invalid_params(format!("invalid params: {rule}")));
+
+    if params.model.trim().is_empty() {
+        return invalid("model must be a non-empty string");
+    }
+    if params.messages.is_empty() {
+        return invalid("messages must be a non-empty array");
+    }
+    for (i, message) in params.messages.iter().enumerate() {
+        if let Content::Parts(parts) = &message.content {
+            if parts.is_empty() {
+                return invalid(&format!("messages[{i}].content must not be an empty array"));
+            }
+            for (j, part) in parts.iter().enumerate() {
+                if let Part::ImageUrl { image_url } = part {
+                    if !(image_url.url.starts_with("data:")
+                        || image_url.url.starts_with("https://"))
+                    {
+                        return invalid(&format!(
+                            "messages[{i}].content[{j}].image_url.url must be a data: or https:// URL"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let max_tokens = match params.max_tokens {
+        Some(n) if n < 1 || n > i64::from(u32::MAX) => {
+            return invalid("max_tokens must be an integer ≥ 1");
+        }
+        n => n.map(|n| n as u32),
+    };
+    if params
+        .temperature
+        .is_some_and(|t| !(0.0..=2.0).contains(&t))
+    {
+        return invalid("temperature must be a number from 0 to 2");
+    }
+    if params.top_p.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+        return invalid("top_p must be a number from 0 to 1");
+    }
+    let stop = match params.stop {
+        None => vec![],
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(list)) if list.len() > 4 => {
+            return invalid("stop must be a string or an array of at most 4 strings");
+        }
+        Some(Stop::Many(list)) => list,
+    };
+    let timeout = match params.timeout_ms {
+        Some(ms) if ms < 1 => return invalid("timeout_ms must be an integer ≥ 1"),
+        ms => ms.map(|ms| Duration::from_millis(ms as u64)),
+    };
+    Ok(Call {
+        request: ChatRequest {
+            model: params.model,
+            messages: params.messages,
+            max_tokens,
+            temperature: params.temperature,
+            top_p: params.top_p,
+            stop,
+            reasoning_effort: params.reasoning_effort,
+        },
+        timeout,
+    })
+}
+
+/// Replaces serde's words for our untagged enums with the rule a caller can act on.
+fn readable(message: &str) -> String {
+    message
+        .replace(
+            "data did not match any variant of untagged enum Content",
+            "content must be a string or an array of {\"type\":\"text\",\"text\":…} / {\"type\":\"image_url\",\"image_url\":{\"url\":…}} parts",
+        )
+        .replace(
+            "data did not match any variant of untagged enum Stop",
+            "stop must be a string or an array of at most 4 strings",
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error_of(params: Value) -> String {
+        let text = params.to_string();
+        parse(Some(&text), None).1.unwrap_err().message
+    }
+
+    fn ok(extra: Value) -> Call {
+        let mut params =
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+        params
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        parse(Some(&params.to_string()), None).1.unwrap()
+    }
+
+    #[test]
+    fn accepts_every_documented_field() {
+        let call = ok(json!({
+            "max_tokens": 5, "temperature": 0.5, "top_p": 1, "stop": "\n", "reasoning_effort": "low",
+            "timeout_ms": 1500, "metadata": {"k": "v"}, "a2a_context": {"trace_id": "t-1"}
+        }));
+        assert_eq!(call.request.max_tokens, Some(5));
+        assert_eq!(call.request.stop, vec!["\n".to_owned()]);
+        assert_eq!(call.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(call.request.reasoning_effort, Some(ReasoningEffort::Low));
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        let msg = |content: Value| json!({"model": "m", "messages": [{"role": "user", "content": content}]});
+        let with = |field: &str, value: Value| {
+            let mut p = msg(json!("hi"));
+            p[field] = value;
+            p
+        };
+        for (params, expected) in [
+            (json!({"messages": []}), "missing field `model`"),
+            (json!({"model": "m"}), "missing field `messages`"),
+            (
+                json!({"model": "", "messages": [{"role": "user", "content": "x"}]}),
+                "model must be a non-empty string",
+            ),
+            (
+                json!({"model": "m", "messages": []}),
+                "messages must be a non-empty array",
+            ),
+            (json!({"model": 5, "messages": []}), "model: invalid type"),
+            (
+                json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]}),
+                "messages[0].role: unknown variant `robot`",
+            ),
+            (
+                msg(json!(42)),
+                "messages[0].content: content must be a string or an array",
+            ),
+            (
+                msg(json!([])),
+                "messages[0].content must not be an empty array",
+            ),
+            (
+                msg(json!([{"type": "image_url", "image_url": {"url": "ftp://x"}}])),
+                "image_url.url must be a data: or https:// URL",
+            ),
+            (
+                with("max_tokens", json!(0)),
+                "max_tokens must be an integer ≥ 1",
+            ),
+            (with("max_tokens", json!("5")), "max_tokens: invalid type"),
+            (
+                with("temperature", json!(2.5)),
+                "temperature must be a number from 0 to 2",
+            ),
+            (
+                with("top_p", json!(-0.1)),
+                "top_p must be a number from 0 to 1",
+            ),
+            (
+                with("stop", json!(["a", "b", "c", "d", "e"])),
+                "stop must be a string or an array of at most 4 strings",
+            ),
+            (
+                with("stop", json!(7)),
+                "stop: stop must be a string or an array",
+            ),
+            (
+                with("reasoning_effort", json!("max")),
+                "reasoning_effort: unknown variant `max`",
+            ),
+            (
+                with("timeout_ms", json!(0)),
+                "timeout_ms must be an integer ≥ 1",
+            ),
+            (with("metadata", json!("x")), "metadata: invalid type"),
+            (with("tools", json!([])), "unknown field `tools`"),
+            (
+                with("a2a_context", json!({"trace_id": "bad id"})),
+                "a2a_context.trace_id",
+            ),
+            (with("a2a_context", json!("x")), "a2a_context: invalid type"),
+            (json!(["gpt-4o"]), "must be an object of named fields"),
+        ] {
+            let message = error_of(params.clone());
+            assert!(
+                message.contains(expected),
+                "{params}: {message:?} lacks {expected:?}"
+            );
+        }
+        assert!(
+            parse(None, None)
+                .1
+                .unwrap_err()
+                .message
+                .contains("expected an object")
+        );
+    }
+
+    #[test]
+    fn an_invalid_call_still_gets_the_callers_trace_id() {
+        let (ctx, call) = parse(
+            Some(r#"{"model": 1, "a2a_context": {"trace_id": "keep-me"}}"#),
+            None,
+        );
+        assert!(call.is_err());
+        assert_eq!(ctx.trace_id, "keep-me");
+    }
+}

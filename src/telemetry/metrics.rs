@@ -1,0 +1,360 @@
+//! Call metrics: the Prometheus families of contract §2 and the `llm.metrics` snapshot, both
+//! updated by the same calls so that they always agree.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+
+use crate::error::ErrorKind;
+use crate::providers::{ProviderName, Usage};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    provider: &'static str,
+    model: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    provider: &'static str,
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    provider: &'static str,
+    model: String,
+    token_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    provider: &'static str,
+    model: String,
+    error_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: &'static str,
+}
+
+#[derive(Default)]
+struct ProviderTotals {
+    requests: AtomicU64,
+    tokens: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    ttft: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    active: Family<ProviderLabels, Gauge>,
+    total_requests: AtomicU64,
+    total_tokens: AtomicU64,
+    governance_violations: AtomicU64,
+    in_flight: AtomicI64,
+    by_provider: [ProviderTotals; 3],
+}
+
+/// The label used for calls that failed before a provider was chosen.
+const NO_PROVIDER: &str = "none";
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let ttft = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let retries = Family::<ProviderLabels, Counter>::default();
+        let active = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "llm_requests",
+            "Calls answered, by outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "llm_request_duration_seconds",
+            "Whole-call latency",
+            duration.clone(),
+        );
+        registry.register(
+            "llm_time_to_first_token_seconds",
+            "Time to the first streamed delta",
+            ttft.clone(),
+        );
+        registry.register("llm_tokens", "Tokens used, by type", tokens.clone());
+        registry.register("llm_errors", "Failed calls, by error kind", errors.clone());
+        registry.register(
+            "llm_retries",
+            "Upstream attempts beyond the first",
+            retries.clone(),
+        );
+        registry.register("llm_active_requests", "Calls in flight", active.clone());
+        for provider in ProviderName::ALL {
+            // Present from the start so that dashboards see every provider at zero.
+            active
+                .get_or_create(&ProviderLabels {
+                    provider: provider.as_str(),
+                })
+                .set(0);
+            retries
+                .get_or_create(&ProviderLabels {
+                    provider: provider.as_str(),
+                })
+                .inc_by(0);
+        }
+        Self {
+            registry,
+            requests,
+            duration,
+            ttft,
+            tokens,
+            errors,
+            active,
+            total_requests: AtomicU64::new(0),
+            total_tokens: AtomicU64::new(0),
+            governance_violations: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            by_provider: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a call refused before any provider was chosen.
+    pub fn rejected(&self, kind: ErrorKind) {
+        self.total_requests.fetch_add(1, Relaxed);
+        if kind == ErrorKind::ModelNotAllowed {
+            self.governance_violations.fetch_add(1, Relaxed);
+        }
+        let model = NO_PROVIDER.to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                provider: NO_PROVIDER,
+                model: model.clone(),
+                status: kind.as_str(),
+            })
+            .inc();
+        self.errors
+            .get_or_create(&ErrorLabels {
+                provider: NO_PROVIDER,
+                model,
+                error_type: kind.as_str(),
+            })
+            .inc();
+    }
+
+    /// Starts accounting for a call routed to `provider`; the guard records its end.
+    pub fn start(self: &Arc<Self>, provider: ProviderName, model: &str) -> CallMetrics {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.active
+            .get_or_create(&ProviderLabels {
+                provider: provider.as_str(),
+            })
+            .inc();
+        CallMetrics {
+            metrics: Arc::clone(self),
+            provider,
+            model: model.to_owned(),
+            started: Instant::now(),
+            ttft: None,
+            finished: false,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The `llm.metrics` snapshot.
+    pub fn snapshot(&self) -> Value {
+        let by_provider: serde_json::Map<String, Value> = ProviderName::ALL
+            .iter()
+            .zip(&self.by_provider)
+            .map(|(p, t)| {
+                let totals = json!({
+                    "requests": t.requests.load(Relaxed),
+                    "tokens": t.tokens.load(Relaxed),
+                    "errors": t.errors.load(Relaxed),
+                });
+                (p.as_str().to_owned(), totals)
+            })
+            .collect();
+        json!({
+            "total_requests": self.total_requests.load(Relaxed),
+            "total_tokens": self.total_tokens.load(Relaxed),
+            "by_provider": by_provider,
+            "governance_violations": self.governance_violations.load(Relaxed),
+            "in_flight": self.in_flight.load(Relaxed).max(0),
+        })
+    }
+
+    fn totals(&self, provider: ProviderName) -> &ProviderTotals {
+        let index = ProviderName::ALL
+            .iter()
+            .position(|p| *p == provider)
+            .unwrap_or_default();
+        &self.by_provider[index]
+    }
+}
+
+/// One routed call in flight. Dropping it unfinished records the call as `cancelled`.
+pub struct CallMetrics {
+    metrics: Arc<Metrics>,
+    provider: ProviderName,
+    model: String,
+    started: Instant,
+    ttft: Option<Duration>,
+    finished: bool,
+}
+
+impl CallMetrics {
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Marks the first streamed delta, once; returns the time to it.
+    pub fn first_token(&mut self) -> Duration {
+        *self.ttft.get_or_insert_with(|| self.started.elapsed())
+    }
+
+    pub fn succeeded(mut self, usage: &Usage) {
+        let m = &self.metrics;
+        let provider = self.provider.as_str();
+        for (token_type, count) in [
+            ("input", usage.prompt_tokens),
+            ("output", usage.completion_tokens),
+        ] {
+            let labels = TokenLabels {
+                provider,
+                model: self.model.clone(),
+                token_type,
+            };
+            m.tokens.get_or_create(&labels).inc_by(count);
+        }
+        m.total_tokens.fetch_add(usage.total_tokens, Relaxed);
+        m.totals(self.provider)
+            .tokens
+            .fetch_add(usage.total_tokens, Relaxed);
+        self.end("ok");
+    }
+
+    pub fn failed(mut self, kind: ErrorKind) {
+        let labels = ErrorLabels {
+            provider: self.provider.as_str(),
+            model: self.model.clone(),
+            error_type: kind.as_str(),
+        };
+        self.metrics.errors.get_or_create(&labels).inc();
+        self.metrics
+            .totals(self.provider)
+            .errors
+            .fetch_add(1, Relaxed);
+        self.end(kind.as_str());
+    }
+
+    fn end(&mut self, status: &'static str) {
+        self.finished = true;
+        let m = &self.metrics;
+        let provider = self.provider.as_str();
+        let model = self.model.clone();
+        m.total_requests.fetch_add(1, Relaxed);
+        m.totals(self.provider).requests.fetch_add(1, Relaxed);
+        m.in_flight.fetch_sub(1, Relaxed);
+        m.active.get_or_create(&ProviderLabels { provider }).dec();
+        m.requests
+            .get_or_create(&RequestLabels {
+                provider,
+                model: model.clone(),
+                status,
+            })
+            .inc();
+        let labels = ModelLabels { provider, model };
+        m.duration
+            .get_or_create(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+        if let Some(ttft) = self.ttft {
+            m.ttft.get_or_create(&labels).observe(ttft.as_secs_f64());
+        }
+    }
+}
+
+impl Drop for CallMetrics {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end("cancelled");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_and_snapshot_agree() {
+        let metrics = Arc::new(Metrics::default());
+        let usage = Usage {
+            prompt_tokens: 9,
+            completion_tokens: 3,
+            total_tokens: 12,
+        };
+        metrics
+            .start(ProviderName::Openai, "gpt-4o")
+            .succeeded(&usage);
+        let mut streaming = metrics.start(ProviderName::Openai, "gpt-4o");
+        streaming.first_token();
+        streaming.failed(ErrorKind::Timeout);
+        metrics.rejected(ErrorKind::ModelNotAllowed);
+        drop(metrics.start(ProviderName::Gemini, "gemini-2.5-pro"));
+
+        let text = metrics.encode();
+        for line in [
+            r#"llm_requests_total{provider="openai",model="gpt-4o",status="ok"} 1"#,
+            r#"llm_requests_total{provider="openai",model="gpt-4o",status="timeout"} 1"#,
+            r#"llm_requests_total{provider="gemini",model="gemini-2.5-pro",status="cancelled"} 1"#,
+            r#"llm_tokens_total{provider="openai",model="gpt-4o",token_type="input"} 9"#,
+            r#"llm_errors_total{provider="none",model="none",error_type="model_not_allowed"} 1"#,
+            r#"llm_request_duration_seconds_count{provider="openai",model="gpt-4o"} 2"#,
+            r#"llm_time_to_first_token_seconds_count{provider="openai",model="gpt-4o"} 1"#,
+            r#"llm_active_requests{provider="openai"} 0"#,
+            r#"llm_retries_total{provider="anthropic"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        let snap = metrics.snapshot();
+        assert_eq!(snap["total_requests"], 4);
+        assert_eq!(snap["total_tokens"], 12);
+        assert_eq!(snap["governance_violations"], 1);
+        assert_eq!(snap["in_flight"], 0);
+        assert_eq!(
+            snap["by_provider"]["openai"],
+            json!({"requests": 2, "tokens": 12, "errors": 1})
+        );
+    }
+}

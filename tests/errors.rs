@@ -1,0 +1,335 @@
+//! Every envelope error, every invalid-params rule the caller can hit, and every upstream error
+//! mapping, as callers see them: exact codes, kinds and trace ids, and what reached upstream.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn assert_error(answer: &Value, code: i64, kind: &str) {
+    assert_eq!(answer["error"]["code"], code, "{answer}");
+    assert_eq!(answer["error"]["data"]["kind"], kind, "{answer}");
+    assert!(
+        answer["error"]["data"]["trace_id"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn envelope_errors_use_the_standard_codes() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[]);
+
+    let (status, answer) = service
+        .post_raw("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ".into(), &[])
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_i64()),
+        (200, Some(-32700)),
+        "{answer}"
+    );
+
+    let (_, answer) = service
+        .post(&json!({"jsonrpc": "1.0", "id": 1, "method": "llm.models"}))
+        .await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    let (_, answer) = service.post(&json!({"id": 1, "params": {}})).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+
+    let answer = service.call("llm.nope", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+
+    let (_, answer) = service.post(&json!([])).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+
+    // A batch answers each element, errors included.
+    let (_, answers) = service
+        .post(&json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "llm.metrics"},
+            {"jsonrpc": "2.0", "id": 2, "method": "llm.nope"},
+            {"jsonrpc": "2.0", "id": 3, "method": "llm.complete", "params": {"model": 3}}
+        ]))
+        .await;
+    let mut codes: Vec<(i64, Option<i64>)> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_i64().unwrap(), a["error"]["code"].as_i64()))
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec![(1, None), (2, Some(-32601)), (3, Some(-32602))]);
+    assert!(received(&upstream).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_huge_body_gets_a_clear_error_and_the_service_keeps_serving() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "still here", &[]).await;
+    let service = Service::start(&upstream, &[]);
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"llm.complete\",\"params\":{{\"model\":\"gpt-4.1-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}}}",
+        "x".repeat(11 * 1024 * 1024)
+    );
+    let (status, answer) = service.post_raw(huge, &[]).await;
+    assert_eq!(status, 413);
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
+    assert!(received(&upstream).await.is_empty());
+    assert_eq!(
+        service.call("llm.complete", params("gpt-4.1-mini")).await["result"]["content"],
+        "still here"
+    );
+}
+
+#[tokio::test]
+async fn invalid_params_name_the_field_and_keep_the_trace_id() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[]);
+    let cases = [
+        (
+            json!({"messages": [{"role": "user", "content": "x"}]}),
+            "missing field `model`",
+        ),
+        (
+            json!({"model": "gpt-4o", "messages": []}),
+            "messages must be a non-empty array",
+        ),
+        (
+            json!({"model": "gpt-4o", "messages": "hi"}),
+            "messages: invalid type",
+        ),
+        (
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+            "max_tokens must be an integer ≥ 1",
+        ),
+        (
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "temperature": 3}),
+            "temperature must be a number from 0 to 2",
+        ),
+        (json!(["gpt-4o"]), "must be an object of named fields"),
+    ];
+    for (p, expected) in cases {
+        let mut request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": p, "a2a_context": {"trace_id": "bad-params"}});
+        if !request["params"].is_object() {
+            request.as_object_mut().unwrap().remove("a2a_context");
+        }
+        let (_, answer) = service.post(&request).await;
+        assert_error(&answer, -32602, "invalid_params");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        if request.get("a2a_context").is_some() {
+            assert_eq!(answer["error"]["data"]["trace_id"], "bad-params");
+        }
+    }
+    let answer = service
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "llm.complete"}))
+        .await
+        .1;
+    assert_error(&answer, -32602, "invalid_params");
+    assert!(received(&upstream).await.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_and_disallowed_models_never_reach_upstream() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "ok", &[]).await;
+    let service = Service::start(
+        &upstream,
+        &[("LLMRPC_ALLOWED_MODELS", "openai/gpt-4.1-mini")],
+    );
+
+    let answer = service.call("llm.complete", params("gpt-4o")).await;
+    assert_error(&answer, -32602, "model_not_allowed");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openai/gpt-4.1-mini"),
+        "{answer}"
+    );
+
+    let service_open = Service::start(&upstream, &[]);
+    let answer = service_open
+        .call("llm.complete", params("llama-3-70b"))
+        .await;
+    assert_error(&answer, -32001, "model_not_found");
+    assert!(received(&upstream).await.is_empty());
+
+    let answer = service.call("llm.complete", params("gpt-4.1-mini")).await;
+    assert_eq!(answer["result"]["content"], "ok", "{answer}");
+    assert_eq!(received(&upstream).await.len(), 1);
+    assert_eq!(
+        service.call("llm.metrics", json!({})).await["result"]["governance_violations"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unconfigured_provider_names_its_missing_key() {
+    let service = Service::start_with(&[]);
+    let answer = service.call("llm.complete", params("gpt-4.1-mini")).await;
+    assert_error(&answer, -32005, "provider_auth");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("OPENAI_API_KEY"),
+        "{answer}"
+    );
+    assert_eq!(answer["error"]["data"]["provider"], "openai");
+    service.wait_for_log(|l| l.contains("WARN") && l.contains("ANTHROPIC_API_KEY"));
+}
+
+#[tokio::test]
+async fn each_openai_error_status_maps_to_its_contract_code() {
+    let cases: [(u16, Value, i64, &str); 9] = [
+        (
+            400,
+            json!({"error": {"message": "bad", "type": "invalid_request_error", "param": null, "code": "invalid_type"}}),
+            -32007,
+            "provider_rejected",
+        ),
+        (
+            400,
+            json!({"error": {"message": "This model's maximum context length is 8192 tokens", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+            -32006,
+            "context_length_exceeded",
+        ),
+        (
+            401,
+            json!({"error": {"message": format!("Incorrect API key provided: {OPENAI_KEY}"), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+            -32005,
+            "provider_auth",
+        ),
+        (
+            403,
+            json!({"error": {"message": "region", "type": "x", "param": null, "code": null}}),
+            -32005,
+            "provider_auth",
+        ),
+        (
+            404,
+            json!({"error": {"message": "The model `gpt-nope` does not exist", "type": "invalid_request_error", "param": null, "code": "model_not_found"}}),
+            -32001,
+            "model_not_found",
+        ),
+        (
+            422,
+            json!({"error": {"message": "unprocessable", "type": "x", "param": null, "code": null}}),
+            -32007,
+            "provider_rejected",
+        ),
+        (
+            429,
+            json!({"error": {"message": "Rate limit reached", "type": "tokens", "param": null, "code": "rate_limit_exceeded"}}),
+            -32002,
+            "rate_limited",
+        ),
+        (
+            500,
+            json!({"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}),
+            -32004,
+            "provider_unavailable",
+        ),
+        (
+            503,
+            json!("Service Unavailable"),
+            -32004,
+            "provider_unavailable",
+        ),
+    ];
+    for (status, body, code, kind) in cases {
+        let upstream = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_json(body)
+                    .insert_header("retry-after", "2"),
+            )
+            .mount(&upstream)
+            .await;
+        let service = Service::start(&upstream, &[]);
+        let mut p = params("gpt-4.1-mini");
+        p["a2a_context"] = json!({"trace_id": format!("status-{status}")});
+        let answer = service.call("llm.complete", p).await;
+        assert_error(&answer, code, kind);
+        let data = &answer["error"]["data"];
+        assert_eq!(data["trace_id"], format!("status-{status}"));
+        assert_eq!(data["status"], status);
+        assert_eq!(data["provider"], "openai");
+        assert_eq!(data["attempts"], 1);
+        assert_eq!(data["retry_after_ms"], 2000);
+        assert!(
+            !answer.to_string().contains(OPENAI_KEY),
+            "the key leaked: {answer}"
+        );
+        service
+            .wait_for_log(|l| l.contains("call failed") && l.contains(&format!("status-{status}")));
+        assert!(
+            service.logs().iter().all(|l| !l.contains(OPENAI_KEY)),
+            "the key leaked into the logs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_garbage_and_a_dead_upstream_are_provider_unavailable() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>not json</html>"))
+        .mount(&upstream)
+        .await;
+    let service = Service::start(&upstream, &[]);
+    assert_error(
+        &service.call("llm.complete", params("gpt-4.1-mini")).await,
+        -32004,
+        "provider_unavailable",
+    );
+
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let service =
+        Service::start_with(&[("OPENAI_API_KEY", OPENAI_KEY), ("OPENAI_BASE_URL", &dead)]);
+    assert_error(
+        &service.call("llm.complete", params("gpt-4.1-mini")).await,
+        -32004,
+        "provider_unavailable",
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_ends_in_timeout_at_the_callers_deadline() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion_body("late"))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&upstream)
+        .await;
+    let service = Service::start(&upstream, &[]);
+    let mut p = params("gpt-4.1-mini");
+    p["timeout_ms"] = json!(300);
+    let answer = service.call("llm.complete", p).await;
+    assert_error(&answer, -32003, "timeout");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("300 ms"),
+        "{answer}"
+    );
+}

@@ -1,0 +1,258 @@
+//! `llm.stream` over WebSocket (a subscription) and over HTTP as Server-Sent Events.
+
+mod common;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::ws_client::WsClientBuilder;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn assert_chunks(chunks: &[Value], trace_id: &str, deltas: &[&str]) {
+    assert_eq!(chunks.len(), deltas.len() + 1, "{chunks:#?}");
+    for (i, chunk) in chunks.iter().enumerate() {
+        assert_eq!(chunk["index"], i, "{chunk}");
+        assert_eq!(chunk["trace_id"], trace_id, "{chunk}");
+    }
+    for (chunk, delta) in chunks.iter().zip(deltas) {
+        assert_eq!(chunk["delta"], *delta);
+        assert_eq!(chunk["done"], false);
+    }
+    let last = chunks.last().unwrap();
+    assert_eq!(last["done"], true);
+    assert_eq!(last["delta"], "");
+    assert_eq!(last["finish_reason"], "stop");
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8})
+    );
+    assert_eq!(last["provider"], "openai");
+    assert_eq!(last["model"], "gpt-4.1-mini");
+    assert_eq!(last["attempts"], 1);
+    assert!(
+        last["latency_ms"].is_u64() && last["ttft_ms"].is_u64(),
+        "{last}"
+    );
+    assert_eq!(last["a2a_context"]["trace_id"], trace_id);
+    assert!(is_hex(last["a2a_context"]["span_id"].as_str().unwrap(), 16));
+    assert!(last.get("error").is_none());
+}
+
+fn stream_params(trace_id: &str) -> Value {
+    let mut p = params("gpt-4.1-mini");
+    p["a2a_context"] = json!({"trace_id": trace_id});
+    p
+}
+
+#[tokio::test]
+async fn websocket_subscription_streams_chunks_in_order() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "", &["Hel", "lo", "!"]).await;
+    let service = Service::start(&upstream, &[]);
+    let client = WsClientBuilder::default()
+        .build(service.ws_url())
+        .await
+        .unwrap();
+    let mut params = ObjectParams::new();
+    for (k, v) in stream_params("ws-stream-1").as_object().unwrap() {
+        params.insert(k, v).unwrap();
+    }
+    let mut sub: Subscription<Value> = client
+        .subscribe("llm.stream", params, "llm.stream.cancel")
+        .await
+        .unwrap();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = sub.next().await {
+        let chunk = chunk.unwrap();
+        let done = chunk["done"] == true;
+        chunks.push(chunk);
+        if done {
+            break;
+        }
+    }
+    assert_chunks(&chunks, "ws-stream-1", &["Hel", "lo", "!"]);
+    let sent: Value = serde_json::from_slice(&received(&upstream).await[0].body).unwrap();
+    assert_eq!(sent["stream"], true);
+    assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+}
+
+#[tokio::test]
+async fn sse_streams_json_rpc_responses_with_the_request_id() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "", &["a", "b"]).await;
+    let service = Service::start(&upstream, &[]);
+    let request = json!({"jsonrpc": "2.0", "id": "req-9", "method": "llm.stream", "params": params("gpt-4.1-mini"),
+                         "a2a_context": {"trace_id": "sse-1"}});
+    let response = http_client()
+        .post(service.url())
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(request.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_events(response).await;
+    for event in &events {
+        assert_eq!(event["jsonrpc"], "2.0");
+        assert_eq!(event["id"], "req-9");
+    }
+    let chunks: Vec<Value> = events.iter().map(|e| e["result"].clone()).collect();
+    assert_chunks(&chunks, "sse-1", &["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_top_level_context_reaches_websocket_calls_and_subscriptions() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "ws", &["x"]).await;
+    let service = Service::start(&upstream, &[]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .unwrap();
+    let mut send = async |v: Value| ws.send(Message::text(v.to_string())).await.unwrap();
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": params("gpt-4.1-mini"),
+                "a2a_context": {"trace_id": "ws-top-1", "source_agent": "planner"}}))
+    .await;
+    send(json!([{"jsonrpc": "2.0", "id": 2, "method": "llm.complete", "params": params("gpt-4.1-mini"),
+                 "a2a_context": {"trace_id": "ws-batch-2"}}]))
+    .await;
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "llm.stream", "params": params("gpt-4.1-mini"),
+                "a2a_context": {"trace_id": "ws-sub-3"}}),
+    )
+    .await;
+
+    let (mut complete, mut batch, mut chunks) = (None, None, Vec::new());
+    while complete.is_none()
+        || batch.is_none()
+        || chunks.last().is_none_or(|c: &Value| c["done"] != true)
+    {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        match &v {
+            Value::Array(items) => batch = Some(items[0].clone()),
+            _ if v["id"] == 1 => complete = Some(v),
+            _ if v["method"] == "llm.stream.chunk" => chunks.push(v["params"]["result"].clone()),
+            _ => assert_eq!(v["id"], 3, "subscription id answer: {v}"),
+        }
+    }
+    let complete = complete.unwrap();
+    assert_eq!(complete["result"]["trace_id"], "ws-top-1");
+    assert_eq!(complete["result"]["a2a_context"]["source_agent"], "planner");
+    assert_eq!(batch.unwrap()["result"]["trace_id"], "ws-batch-2");
+    assert_chunks(&chunks, "ws-sub-3", &["x"]);
+}
+
+#[tokio::test]
+async fn a_failure_before_the_first_chunk_is_the_error_of_the_request() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})))
+        .mount(&upstream)
+        .await;
+    let service = Service::start(&upstream, &[]);
+
+    let client = WsClientBuilder::default()
+        .build(service.ws_url())
+        .await
+        .unwrap();
+    let mut p = ObjectParams::new();
+    for (k, v) in stream_params("early-ws").as_object().unwrap() {
+        p.insert(k, v).unwrap();
+    }
+    let err = client
+        .subscribe::<Value, _>("llm.stream", p, "llm.stream.cancel")
+        .await
+        .unwrap_err();
+    let jsonrpsee::core::ClientError::Call(err) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(err.code(), -32002);
+    let data: Value = serde_json::from_str(err.data().unwrap().get()).unwrap();
+    assert_eq!(
+        (data["kind"].as_str(), data["trace_id"].as_str()),
+        (Some("rate_limited"), Some("early-ws"))
+    );
+
+    let request = json!({"jsonrpc": "2.0", "id": 5, "method": "llm.stream", "params": stream_params("early-sse")});
+    let response = http_client()
+        .post(service.url())
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(request.to_string())
+        .send()
+        .await
+        .unwrap();
+    let events = sse_events(response).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["id"], 5);
+    assert_eq!(events[0]["error"]["code"], -32002);
+    assert_eq!(events[0]["error"]["data"]["trace_id"], "early-sse");
+}
+
+#[tokio::test]
+async fn a_failure_after_the_first_chunk_ends_the_stream_with_an_error_chunk() {
+    let broken = format!(
+        "data: {}\n\ndata: {}\n\n",
+        json!({"model": "gpt-4.1-mini", "choices": [{"index": 0, "delta": {"content": "par"}, "finish_reason": null}]}),
+        json!({"error": {"message": "The server had an error", "type": "server_error"}})
+    );
+    let cut = format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": {"content": "par"}, "finish_reason": null}]})
+    );
+    for (body, expected) in [
+        (broken, "The server had an error"),
+        (cut, "ended the stream before the answer finished"),
+    ] {
+        let upstream = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(body),
+            )
+            .mount(&upstream)
+            .await;
+        let service = Service::start(&upstream, &[]);
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.stream", "params": stream_params("mid-1")});
+        let response = http_client()
+            .post(service.url())
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(request.to_string())
+            .send()
+            .await
+            .unwrap();
+        let chunks: Vec<Value> = sse_events(response)
+            .await
+            .into_iter()
+            .map(|e| e["result"].clone())
+            .collect();
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        assert_eq!(chunks[0]["delta"], "par");
+        let last = &chunks[1];
+        assert_eq!(
+            (last["index"].as_u64(), last["done"].as_bool()),
+            (Some(1), Some(true)),
+            "{last}"
+        );
+        assert_eq!(last["error"]["code"], -32004);
+        assert_eq!(last["error"]["data"]["trace_id"], "mid-1");
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{last}"
+        );
+    }
+}
