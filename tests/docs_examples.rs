@@ -39,8 +39,14 @@ async fn every_documented_example_runs_against_a_live_server() {
     mount_openai(&upstream, "Hello!", &["Hel", "lo", "!"]).await;
     let service = Service::start(&upstream, &[]);
     let python = std::env::var("LLMRPC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let has_websockets = Command::new(&python).args(["-c", "import websockets"]).status().is_ok_and(|s| s.success());
-    assert!(has_websockets, "{python} lacks the websockets package: run the tests with `make test`");
+    let has_websockets = Command::new(&python)
+        .args(["-c", "import websockets"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_websockets,
+        "{python} lacks the websockets package: run the tests with `make test`"
+    );
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(root.join("proto-docs"))
@@ -56,8 +62,15 @@ async fn every_documented_example_runs_against_a_live_server() {
         let text = std::fs::read_to_string(file).unwrap();
         for (lang, code) in runnable_blocks(&text) {
             let code = code.replace("127.0.0.1:8080", &service.addr);
-            let interpreter = if lang == "sh" { "bash" } else { python.as_str() };
-            let output = Command::new("timeout").args(["30", interpreter, "-c", &code]).output().unwrap();
+            let interpreter = if lang == "sh" {
+                "bash"
+            } else {
+                python.as_str()
+            };
+            let output = Command::new("timeout")
+                .args(["30", interpreter, "-c", &code])
+                .output()
+                .unwrap();
             let stdout = String::from_utf8_lossy(&output.stdout);
             let context = format!(
                 "{}:\n{code}\nexit: {:?}\nstdout: {stdout}\nstderr: {}",
@@ -66,7 +79,10 @@ async fn every_documented_example_runs_against_a_live_server() {
                 String::from_utf8_lossy(&output.stderr)
             );
             assert!(output.status.success(), "example failed in {context}");
-            assert!(stdout.contains("jsonrpc") || stdout.contains("status"), "example printed no answer in {context}");
+            assert!(
+                stdout.contains("jsonrpc") || stdout.contains("status"),
+                "example printed no answer in {context}"
+            );
             ran += 1;
         }
     }
