@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::{Value, json};
