@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::rpc_params;
 use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
 use serde_json::{Value, json};
 use wiremock::MockServer;
 

@@ -173,6 +173,46 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any stream of valid events, with any line ends, split at any points, decodes to the
+        /// events it was made of.
+        #[test]
+        fn any_split_of_a_valid_stream_decodes_to_the_same_events(
+            events in proptest::collection::vec(
+                (proptest::option::of("[a-z_]{1,12}"), proptest::collection::vec("[^\r\n]{0,20}", 1..4)),
+                1..6,
+            ),
+            // One style per stream: a CR line end followed by an LF one would read as one CRLF.
+            end in proptest::sample::select(vec!["\n", "\r\n", "\r"]),
+            cuts in proptest::collection::vec(0usize..4096, 0..8),
+        ) {
+            let mut text = String::new();
+            let mut expected = Vec::new();
+            for (name, lines) in &events {
+                if let Some(name) = name {
+                    text += &format!("event: {name}{end}");
+                }
+                for line in lines {
+                    text += &format!("data: {line}{end}");
+                }
+                text += end;
+                let data = lines.join("\n");
+                expected.push(SseEvent { event: name.clone(), data });
+            }
+            let bytes = text.as_bytes();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut last = 0;
+            for p in points {
+                pieces.push(&bytes[last..p]);
+                last = p;
+            }
+            pieces.push(&bytes[last..]);
+            proptest::prop_assert_eq!(decode_all(&pieces), expected);
+        }
+    }
+
     #[test]
     fn every_fixture_stream_decodes_and_survives_byte_by_byte_feeding() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
