@@ -17,6 +17,10 @@ build:
 test: lint $(VENV)/ready
 	LLMRPC_TEST_PYTHON=$(PYTHON) $(CARGO) test --all-targets
 
+# Real provider calls with the keys of .env.test; providers without a key are skipped.
+test-live:
+	$(CARGO) test --test live -- --ignored --nocapture --test-threads 1
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
