@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::providers::{self, Provider, ProviderName, openai::OpenAi};
+use crate::providers::{
+    self, Provider, ProviderName, anthropic::Anthropic, gemini::Gemini, openai::OpenAi,
+};
 use crate::routing::ModelRegistry;
 use crate::rpc::{self, Limits};
 use crate::telemetry;
@@ -21,11 +23,20 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
 
     let client =
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
-    let openai: Arc<dyn Provider> = Arc::new(OpenAi::new(
-        client,
-        config.provider(ProviderName::Openai).clone(),
-    ));
-    let implemented = vec![openai];
+    let implemented: Vec<Arc<dyn Provider>> = vec![
+        Arc::new(OpenAi::new(
+            client.clone(),
+            config.provider(ProviderName::Openai).clone(),
+        )),
+        Arc::new(Anthropic::new(
+            client.clone(),
+            config.provider(ProviderName::Anthropic).clone(),
+        )),
+        Arc::new(Gemini::new(
+            client,
+            config.provider(ProviderName::Gemini).clone(),
+        )),
+    ];
     let catalogs = implemented
         .iter()
         .map(|p| (p.name(), p.catalog()))

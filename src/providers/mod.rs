@@ -1,6 +1,8 @@
 //! LLM providers behind one [`Provider`] trait. Each provider file turns a [`ChatRequest`] into
 //! its own wire format and its answers back into these types; nothing here knows JSON-RPC.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
 
@@ -223,11 +225,12 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
             .map(str::trim)
     };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+        // try_from: an absurd value from upstream must not panic.
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -256,5 +259,9 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+        for absurd in ["1e300", "-1", "NaN", "inf"] {
+            h.insert("retry-after", HeaderValue::from_static(absurd));
+            assert_eq!(retry_after(&h), None, "{absurd}");
+        }
     }
 }

@@ -17,7 +17,7 @@ pub enum Provider {
     Gemini,
 }
 
-pub const ALL: [Provider; 1] = [Provider::OpenAi];
+pub const ALL: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider::Gemini];
 
 fn fixture(provider: &str, name: &str) -> Value {
     let path = format!(

@@ -1,0 +1,1380 @@
+//! Anthropic Messages (`POST /v1/messages`).
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    ChatRequest, ChatResponse, Content, EventStream, FinishReason, ModelInfo, Part, Provider,
+    ProviderName, ReasoningEffort, Role, StreamEvent, UpstreamTrace, Usage, retry_after, sse,
+    transport_error,
+};
+use crate::config::ProviderConfig;
+use crate::error::{Error, ErrorKind};
+
+const NAME: ProviderName = ProviderName::Anthropic;
+
+/// The API version the official SDKs still send; newer features come as `anthropic-beta` flags.
+const API_VERSION: &str = "2023-06-01";
+
+/// Anthropic requires `max_tokens`; this is the cap when the caller sets none.
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+/// Room left for the visible answer when thinking spends its whole budget.
+const ANSWER_ROOM: u32 = 1024;
+
+const CATALOG: &[ModelInfo] = &[
+    ModelInfo {
+        id: "claude-opus-4-1",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-opus-4-5",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-sonnet-4-5",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-sonnet-4",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-haiku-4-5",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-3-7-sonnet-latest",
+        context_window: Some(200_000),
+    },
+    ModelInfo {
+        id: "claude-3-5-haiku-latest",
+        context_window: Some(200_000),
+    },
+];
+
+pub struct Anthropic {
+    client: reqwest::Client,
+    config: ProviderConfig,
+    url: String,
+}
+
+impl Anthropic {
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
+        let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
+        Self {
+            client,
+            config,
+            url,
+        }
+    }
+
+    async fn send(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+        stream: bool,
+    ) -> Result<reqwest::Response, Error> {
+        let key = self.config.require_key(NAME)?;
+        let body = request_body(req, stream)?;
+        tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
+        let response = self
+            .client
+            .post(&self.url)
+            .header("x-api-key", key)
+            .header("anthropic-version", API_VERSION)
+            .header("traceparent", &trace.traceparent)
+            .header("x-request-id", &trace.request_id)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        let status = response.status().as_u16();
+        tracing::debug!(status, "upstream response");
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(self
+            .config
+            .redact(error_from_response(status, &headers, &body)))
+    }
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    fn name(&self) -> ProviderName {
+        NAME
+    }
+
+    fn is_configured(&self) -> bool {
+        self.config.is_configured()
+    }
+
+    fn catalog(&self) -> &'static [ModelInfo] {
+        CATALOG
+    }
+
+    async fn complete(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+    ) -> Result<ChatResponse, Error> {
+        let response = self.send(req, trace, false).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        parse_response(&body)
+    }
+
+    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
+        let response = self.send(req, trace, true).await?;
+        // Mid-stream `error` events carry upstream text too, so they are redacted like HTTP errors.
+        let config = self.config.clone();
+        let events = sse::decode(response.bytes_stream())
+            .scan(StreamTotals::default(), move |totals, event| {
+                let parsed = match event {
+                    Ok(event) => parse_stream_event(event.event.as_deref(), &event.data, totals)
+                        .map_err(|e| config.redact(e)),
+                    Err(e) => Err(transport_error(NAME, &e)),
+                };
+                // `message_stop` ends the answer even if the connection lingers.
+                futures::future::ready(match parsed {
+                    Ok(None) => None,
+                    other => Some(other),
+                })
+            })
+            .flat_map(|parsed| {
+                let items: Vec<Result<StreamEvent, Error>> = match parsed {
+                    Ok(events) => events.unwrap_or_default().into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            });
+        Ok(events.boxed())
+    }
+}
+
+/// Models that accept extended thinking; older ones reject the `thinking` field.
+fn supports_thinking(model: &str) -> bool {
+    [
+        "claude-opus-4",
+        "claude-sonnet-4",
+        "claude-3-7-sonnet",
+        "claude-haiku-4-5",
+    ]
+    .iter()
+    .any(|p| model.starts_with(p))
+}
+
+fn thinking_budget(effort: ReasoningEffort) -> u32 {
+    match effort {
+        ReasoningEffort::Low => 1024,
+        ReasoningEffort::Medium => 4096,
+        ReasoningEffort::High => 16384,
+    }
+}
+
+/// The Messages body for a request.
+///
+/// System messages become the top-level `system` string and consecutive turns of one role are
+/// merged, since Anthropic has no system role and wants user and assistant to alternate.
+///
+/// `reasoning_effort` turns on extended thinking with a fixed budget. Anthropic counts thinking
+/// inside `max_tokens` (as OpenAI's reasoning models do) and requires `max_tokens` above the
+/// budget, so the cap becomes `max(max_tokens, budget + 1024)`: a caller's larger cap is kept
+/// and at least 1024 tokens are left for the answer. Thinking rejects `temperature` and `top_p`
+/// and a prefilled (final assistant) turn, so the sampling knobs are dropped with thinking on,
+/// and thinking stays off after a prefill.
+pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Value, Error> {
+    let mut system = Vec::new();
+    let mut turns: Vec<(Role, Vec<&Content>)> = Vec::new();
+    for message in &req.messages {
+        match (message.role, turns.last_mut()) {
+            (Role::System, _) => system.push(system_text(&message.content)?),
+            (role, Some((last, contents))) if *last == role => contents.push(&message.content),
+            (role, _) => turns.push((role, vec![&message.content])),
+        }
+    }
+    let prefilled = matches!(turns.last(), Some((Role::Assistant, _)));
+    let messages = turns
+        .into_iter()
+        .map(|(role, contents)| {
+            let content = match contents.as_slice() {
+                [Content::Text(text)] => json!(text),
+                _ => {
+                    let mut blocks = Vec::new();
+                    for content in contents {
+                        blocks.extend(content_blocks(content)?);
+                    }
+                    Value::Array(blocks)
+                }
+            };
+            Ok(json!({ "role": role, "content": content }))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+
+    let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let thinking = req
+        .reasoning_effort
+        .filter(|_| supports_thinking(&req.model) && !prefilled)
+        .map(thinking_budget);
+    let mut body = json!({ "model": req.model, "messages": messages });
+    if let Some(budget) = thinking {
+        max_tokens = max_tokens.max(budget.saturating_add(ANSWER_ROOM));
+        body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
+    } else {
+        if let Some(t) = req.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(p) = req.top_p {
+            body["top_p"] = json!(p);
+        }
+    }
+    body["max_tokens"] = json!(max_tokens);
+    let system = system
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    if !system.is_empty() {
+        body["system"] = json!(system);
+    }
+    if !req.stop.is_empty() {
+        body["stop_sequences"] = json!(req.stop);
+    }
+    if stream {
+        body["stream"] = json!(true);
+    }
+    Ok(body)
+}
+
+/// `system` takes text only, so an image there is refused rather than silently dropped.
+fn system_text(content: &Content) -> Result<String, Error> {
+    match content {
+        Content::Text(text) => Ok(text.clone()),
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|part| match part {
+                Part::Text { text } => Ok(text.as_str()),
+                Part::ImageUrl { .. } => Err(Error::invalid_params(
+                    "invalid params: anthropic takes no images in system messages",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n\n")),
+    }
+}
+
+fn content_blocks(content: &Content) -> Result<Vec<Value>, Error> {
+    match content {
+        Content::Text(text) => Ok(vec![json!({ "type": "text", "text": text })]),
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|part| match part {
+                Part::Text { text } => Ok(json!({ "type": "text", "text": text })),
+                Part::ImageUrl { image_url } => image_block(&image_url.url),
+            })
+            .collect(),
+    }
+}
+
+/// A `data:` URL is sent inline as base64 (Anthropic wants the media type and data apart);
+/// any other URL is left for Anthropic to fetch.
+fn image_block(url: &str) -> Result<Value, Error> {
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
+    };
+    let inline = rest.split_once(',').and_then(|(meta, data)| {
+        let mut params = meta.split(';');
+        let media_type = params.next().filter(|m| !m.is_empty())?;
+        let base64 = params
+            .next_back()
+            .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+        (base64 && !data.is_empty()).then_some((media_type, data))
+    });
+    let (media_type, data) = inline.ok_or_else(|| {
+        Error::invalid_params(
+            "invalid params: anthropic takes image data: URLs only as data:<media type>;base64,<data>",
+        )
+    })?;
+    Ok(json!({
+        "type": "image",
+        "source": { "type": "base64", "media_type": media_type, "data": data },
+    }))
+}
+
+/// Counts as Anthropic reports them: a `null` or missing field is unknown, not zero.
+#[derive(Deserialize, Default, Debug, Clone, Copy)]
+#[serde(default)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Streamed usage is cumulative and `message_delta` may repeat only some fields.
+    fn update(&mut self, newer: WireUsage) {
+        self.input_tokens = newer.input_tokens.or(self.input_tokens);
+        self.output_tokens = newer.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens = newer
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens = newer
+            .cache_read_input_tokens
+            .or(self.cache_read_input_tokens);
+    }
+}
+
+impl From<WireUsage> for Usage {
+    /// `input_tokens` excludes cached tokens, which the caller still sent as prompt.
+    fn from(u: WireUsage) -> Self {
+        let prompt = u.input_tokens.unwrap_or_default()
+            + u.cache_creation_input_tokens.unwrap_or_default()
+            + u.cache_read_input_tokens.unwrap_or_default();
+        let completion = u.output_tokens.unwrap_or_default();
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    content: Vec<WireBlock>,
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+/// Only text reaches the caller; thinking, tool use and future block types are skipped.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock {
+    Text {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+fn finish_reason(value: Option<&str>) -> FinishReason {
+    match value {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+fn invalid_body(what: &str) -> Error {
+    Error::new(
+        ErrorKind::ProviderUnavailable,
+        format!("anthropic sent an invalid {what}"),
+    )
+    .with_provider(NAME)
+}
+
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+    let wire: WireResponse = serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+    let content = wire
+        .content
+        .into_iter()
+        .filter_map(|block| match block {
+            WireBlock::Text { text } => Some(text),
+            WireBlock::Other => None,
+        })
+        .collect();
+    Ok(ChatResponse {
+        id: wire.id,
+        model: wire.model,
+        content,
+        usage: wire.usage.into(),
+        finish_reason: finish_reason(wire.stop_reason.as_deref()),
+    })
+}
+
+/// What a stream has reported so far: `message_start` gives the input counts, each
+/// `message_delta` the output count to date.
+#[derive(Debug, Default)]
+pub struct StreamTotals(WireUsage);
+
+#[derive(Deserialize)]
+struct WireEventType {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct WireMessageStart {
+    message: WireStartedMessage,
+}
+
+#[derive(Deserialize)]
+struct WireStartedMessage {
+    model: Option<String>,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+struct WireBlockDelta {
+    delta: WireDelta,
+}
+
+/// Only text deltas reach the caller; thinking, tool input and citations are skipped.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireDelta {
+    TextDelta {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct WireMessageDelta {
+    #[serde(default)]
+    delta: WireStop,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireStop {
+    stop_reason: Option<String>,
+}
+
+fn parse<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Error> {
+    serde_json::from_str(data).map_err(|_| invalid_body("stream event"))
+}
+
+/// One SSE event of the stream, named by its `event:` line (or, lacking one, its `type`).
+/// `Ok(None)` is `message_stop`; unknown events and `ping` give no events.
+pub fn parse_stream_event(
+    event: Option<&str>,
+    data: &str,
+    totals: &mut StreamTotals,
+) -> Result<Option<Vec<StreamEvent>>, Error> {
+    let tagged;
+    let name = match event {
+        Some(name) => name,
+        None => {
+            tagged = parse::<WireEventType>(data)?;
+            tagged.kind.as_str()
+        }
+    };
+    let mut events = Vec::new();
+    match name {
+        "message_start" => {
+            let start: WireMessageStart = parse(data)?;
+            totals.0.update(start.message.usage);
+            if let Some(model) = start.message.model {
+                events.push(StreamEvent::Model(model));
+            }
+        }
+        "content_block_delta" => {
+            let block: WireBlockDelta = parse(data)?;
+            if let WireDelta::TextDelta { text } = block.delta {
+                if !text.is_empty() {
+                    events.push(StreamEvent::Delta(text));
+                }
+            }
+        }
+        "message_delta" => {
+            let delta: WireMessageDelta = parse(data)?;
+            if let Some(reason) = delta.delta.stop_reason {
+                events.push(StreamEvent::Finish(finish_reason(Some(&reason))));
+            }
+            if let Some(usage) = delta.usage {
+                totals.0.update(usage);
+                events.push(StreamEvent::Usage(totals.0.into()));
+            }
+        }
+        "message_stop" => return Ok(None),
+        "error" => {
+            // Whatever the payload, an `error` event means the answer failed.
+            let wire = serde_json::from_str::<WireErrorBody>(data)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            let kind = error_kind(&wire).unwrap_or(ErrorKind::ProviderUnavailable);
+            return Err(
+                Error::new(kind, format!("anthropic: {}", detail(&wire, None))).with_provider(NAME),
+            );
+        }
+        _ => {}
+    }
+    Ok(Some(events))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireError {
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct WireErrorBody {
+    error: WireError,
+}
+
+/// The kind Anthropic's `error.type` names, when it names one we know.
+fn error_kind(wire: &WireError) -> Option<ErrorKind> {
+    let message = wire.message.to_ascii_lowercase();
+    Some(match wire.kind.as_str() {
+        "overloaded_error" | "api_error" | "timeout_error" => ErrorKind::ProviderUnavailable,
+        "rate_limit_error" => ErrorKind::RateLimited,
+        "invalid_request_error"
+            if message.contains("prompt is too long")
+                || message.contains("exceed context limit") =>
+        {
+            ErrorKind::ContextLengthExceeded
+        }
+        "not_found_error" => ErrorKind::ModelNotFound,
+        "authentication_error" | "permission_error" => ErrorKind::ProviderAuth,
+        "invalid_request_error" | "billing_error" | "request_too_large" => {
+            ErrorKind::ProviderRejected
+        }
+        _ => return None,
+    })
+}
+
+fn detail(wire: &WireError, status: Option<u16>) -> String {
+    match (wire.message.as_str(), wire.kind.as_str(), status) {
+        ("", "", Some(status)) => format!("HTTP {status}"),
+        ("", "", None) => "stream failed".to_owned(),
+        ("", kind, _) => kind.to_owned(),
+        (message, _, _) => message.to_owned(),
+    }
+}
+
+/// Classifies by `error.type`; the status decides only when the body names no known type
+/// (a proxy's HTML page, an empty body, a type added later).
+pub fn error_from_response(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let wire = serde_json::from_slice::<WireErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_default();
+    let kind = error_kind(&wire).unwrap_or(match status {
+        401 | 403 => ErrorKind::ProviderAuth,
+        404 => ErrorKind::ModelNotFound,
+        429 => ErrorKind::RateLimited,
+        400..=499 => ErrorKind::ProviderRejected,
+        _ => ErrorKind::ProviderUnavailable,
+    });
+    let mut err = Error::new(kind, format!("anthropic: {}", detail(&wire, Some(status))))
+        .with_provider(NAME)
+        .with_status(status)
+        .with_retry_after(retry_after(headers));
+    // A request timeout or a conflict may pass when sent again, as the official SDK assumes.
+    if matches!(status, 408 | 409) {
+        err.retryable = true;
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{ImageUrl, Message};
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use std::time::Duration;
+
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../shared/fixtures/anthropic/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn fixture_json(name: &str) -> Value {
+        serde_json::from_slice(&fixture(name)).unwrap()
+    }
+
+    fn text(role: Role, text: &str) -> Message {
+        Message {
+            role,
+            content: Content::Text(text.into()),
+        }
+    }
+
+    fn parts(role: Role, parts: Vec<Part>) -> Message {
+        Message {
+            role,
+            content: Content::Parts(parts),
+        }
+    }
+
+    fn image(url: &str) -> Part {
+        Part::ImageUrl {
+            image_url: ImageUrl { url: url.into() },
+        }
+    }
+
+    fn text_part(text: &str) -> Part {
+        Part::Text { text: text.into() }
+    }
+
+    fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: vec![],
+            reasoning_effort: None,
+        }
+    }
+
+    /// The fixture's request, as a caller of this service would send it.
+    fn fixture_request() -> ChatRequest {
+        ChatRequest {
+            max_tokens: Some(1024),
+            temperature: Some(0.7),
+            top_p: Some(0.9),
+            stop: vec!["\n\nHuman:".into()],
+            ..request(
+                "claude-sonnet-4-5",
+                vec![
+                    text(Role::System, "You are a concise assistant."),
+                    text(Role::User, "Hello, Claude"),
+                    text(Role::Assistant, "Hello! How can I help?"),
+                    parts(
+                        Role::User,
+                        vec![
+                            image(&format!("data:image/png;base64,{PNG}")),
+                            text_part("What is in this image?"),
+                        ],
+                    ),
+                ],
+            )
+        }
+    }
+
+    #[test]
+    fn body_matches_the_fixture_request() {
+        let fixture = fixture_json("messages_request.json");
+        let body = request_body(&fixture_request(), false).unwrap();
+        for field in [
+            "model",
+            "max_tokens",
+            "system",
+            "messages",
+            "temperature",
+            "top_p",
+            "stop_sequences",
+        ] {
+            assert_eq!(body[field], fixture[field], "{field}");
+        }
+        assert!(body.get("stream").is_none());
+        assert!(body.get("thinking").is_none());
+
+        let fixture = fixture_json("messages_request_system_blocks.json");
+        let req = ChatRequest {
+            max_tokens: Some(512),
+            ..request(
+                "claude-sonnet-4-5",
+                vec![
+                    text(Role::System, "You are a concise assistant."),
+                    parts(Role::User, vec![text_part("Hello")]),
+                ],
+            )
+        };
+        let body = request_body(&req, true).unwrap();
+        for field in ["model", "max_tokens", "messages", "stream"] {
+            assert_eq!(body[field], fixture[field], "{field}");
+        }
+        assert_eq!(body["system"], fixture["system"][0]["text"]);
+    }
+
+    #[test]
+    fn max_tokens_defaults_to_1024() {
+        let fixture = fixture_json("messages_request_tools.json");
+        let req = request(
+            "claude-haiku-4-5",
+            vec![text(Role::User, "What is the weather in SF?")],
+        );
+        let body = request_body(&req, false).unwrap();
+        for field in ["model", "max_tokens", "messages"] {
+            assert_eq!(body[field], fixture[field], "{field}");
+        }
+        assert!(body.get("system").is_none());
+        assert!(body.get("temperature").is_none());
+        assert!(body.get("stop_sequences").is_none());
+    }
+
+    #[test]
+    fn system_messages_move_to_the_top_and_turns_alternate() {
+        let req = request(
+            "claude-sonnet-4-5",
+            vec![
+                text(Role::System, "Be terse."),
+                text(Role::User, "one"),
+                text(Role::System, "Answer in French."),
+                parts(Role::User, vec![text_part("two"), text_part("three")]),
+                text(Role::Assistant, "un"),
+                text(Role::Assistant, "deux"),
+                text(Role::User, "four"),
+            ],
+        );
+        let body = request_body(&req, false).unwrap();
+        assert_eq!(body["system"], "Be terse.\n\nAnswer in French.");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "one"},
+                    {"type": "text", "text": "two"},
+                    {"type": "text", "text": "three"},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "un"},
+                    {"type": "text", "text": "deux"},
+                ]},
+                {"role": "user", "content": "four"},
+            ])
+        );
+        let req = request(
+            "claude-sonnet-4-5",
+            vec![
+                parts(Role::System, vec![text_part("a"), text_part("b")]),
+                text(Role::User, "hi"),
+            ],
+        );
+        assert_eq!(request_body(&req, false).unwrap()["system"], "a\n\nb");
+        let req = request(
+            "claude-sonnet-4-5",
+            vec![
+                parts(Role::System, vec![image("https://example.com/a.png")]),
+                text(Role::User, "hi"),
+            ],
+        );
+        assert_eq!(
+            request_body(&req, false).unwrap_err().kind,
+            ErrorKind::InvalidParams
+        );
+    }
+
+    #[test]
+    fn images_are_sent_inline_or_by_url() {
+        let req = request(
+            "claude-sonnet-4-5",
+            vec![parts(
+                Role::User,
+                vec![
+                    image("data:image/jpeg;base64,/9j/4AAQ"),
+                    image("https://example.com/cat.png"),
+                    text_part("Compare."),
+                ],
+            )],
+        );
+        let body = request_body(&req, false).unwrap();
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+                {"type": "text", "text": "Compare."},
+            ])
+        );
+        for bad in [
+            "data:image/png,rawbytes",
+            "data:;base64,AAAA",
+            "data:image/png;base64,",
+            "data:image/png;base64",
+        ] {
+            let req = request(
+                "claude-sonnet-4-5",
+                vec![parts(Role::User, vec![image(bad)])],
+            );
+            assert_eq!(
+                request_body(&req, false).unwrap_err().kind,
+                ErrorKind::InvalidParams,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasoning_effort_turns_on_thinking_where_supported() {
+        let mut req = fixture_request();
+        req.reasoning_effort = Some(ReasoningEffort::Medium);
+        let body = request_body(&req, true).unwrap();
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
+        assert_eq!(body["max_tokens"], 4096 + 1024);
+        assert!(body.get("temperature").is_none() && body.get("top_p").is_none());
+        assert_eq!(body["stop_sequences"], json!(["\n\nHuman:"]));
+        assert_eq!(body["stream"], true);
+
+        req.max_tokens = Some(20_000);
+        for (effort, budget) in [
+            (ReasoningEffort::Low, 1024),
+            (ReasoningEffort::Medium, 4096),
+            (ReasoningEffort::High, 16384),
+        ] {
+            req.reasoning_effort = Some(effort);
+            let body = request_body(&req, false).unwrap();
+            assert_eq!(body["thinking"]["budget_tokens"], budget);
+            assert_eq!(body["max_tokens"], 20_000);
+        }
+        req.max_tokens = None;
+        assert_eq!(
+            request_body(&req, false).unwrap()["max_tokens"],
+            16384 + 1024
+        );
+
+        for model in [
+            "claude-opus-4-1",
+            "claude-opus-4-5",
+            "claude-sonnet-4",
+            "claude-sonnet-4-5-20250929",
+            "claude-3-7-sonnet-latest",
+            "claude-haiku-4-5",
+        ] {
+            req.model = model.into();
+            assert!(request_body(&req, false).unwrap().get("thinking").is_some());
+        }
+        req.model = "claude-3-5-haiku-latest".into();
+        let body = request_body(&req, false).unwrap();
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["max_tokens"], 1024);
+        assert_eq!(body["temperature"], 0.7);
+
+        // A prefilled answer cannot be combined with thinking.
+        req.model = "claude-sonnet-4-5".into();
+        req.messages.push(text(Role::Assistant, "It is"));
+        let body = request_body(&req, false).unwrap();
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["temperature"], 0.7);
+    }
+
+    #[test]
+    fn parses_the_fixture_responses() {
+        let r = parse_response(&fixture("messages_response.json")).unwrap();
+        assert!(
+            r.content
+                .starts_with(r#"{"items":[{"product_name":"Green Tea""#)
+        );
+        assert_eq!(r.id.as_deref(), Some("msg_01T4jd6NyD9xGGtTPDC4ogy5"));
+        assert_eq!(r.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+        assert_eq!(r.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 406,
+                completion_tokens: 50,
+                total_tokens: 456
+            }
+        );
+        let r = parse_response(&fixture("messages_response_tool_use.json")).unwrap();
+        assert_eq!(r.content, "");
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.usage.total_tokens, 656 + 74);
+        assert_eq!(
+            parse_response(b"<html>").unwrap_err().kind,
+            ErrorKind::ProviderUnavailable
+        );
+    }
+
+    #[test]
+    fn response_text_skips_other_blocks_and_counts_cached_input() {
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-5",
+            "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "text", "text": "Hello", "citations": null},
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                {"type": "text", "text": " world"},
+            ],
+            "stop_reason": "max_tokens",
+            "usage": {"input_tokens": 10, "cache_creation_input_tokens": 100,
+                      "cache_read_input_tokens": null, "output_tokens": 5}
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(r.content, "Hello world");
+        assert_eq!(r.finish_reason, FinishReason::Length);
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 110,
+                completion_tokens: 5,
+                total_tokens: 115
+            }
+        );
+        for (reason, expected) in [
+            ("stop_sequence", FinishReason::Stop),
+            ("model_context_window_exceeded", FinishReason::Length),
+            ("refusal", FinishReason::ContentFilter),
+            ("pause_turn", FinishReason::Other),
+        ] {
+            assert_eq!(finish_reason(Some(reason)), expected);
+        }
+    }
+
+    fn stream_events(name: &str) -> Result<Vec<StreamEvent>, Error> {
+        let mut decoder = sse::SseDecoder::new();
+        let mut events = decoder.push(&fixture(name));
+        events.extend(decoder.finish());
+        let mut totals = StreamTotals::default();
+        let mut out = Vec::new();
+        for e in events {
+            match parse_stream_event(e.event.as_deref(), &e.data, &mut totals)? {
+                Some(parsed) => out.extend(parsed),
+                None => return Ok(out),
+            }
+        }
+        panic!("{name} has no message_stop");
+    }
+
+    fn text_of(events: &[StreamEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| {
+                if let StreamEvent::Delta(t) = e {
+                    Some(t.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn usage(prompt: u64, completion: u64) -> StreamEvent {
+        StreamEvent::Usage(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+        })
+    }
+
+    #[test]
+    fn parses_the_fixture_streams() {
+        let events = stream_events("messages_stream.sse").unwrap();
+        assert_eq!(
+            events.first(),
+            Some(&StreamEvent::Model("claude-3-opus-latest".into()))
+        );
+        assert_eq!(text_of(&events), "Hello there!");
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
+        assert_eq!(events.last(), Some(&usage(11, 6)));
+
+        let events = stream_events("messages_stream_tool_use.sse").unwrap();
+        assert_eq!(
+            text_of(&events),
+            "I'll check the current weather in Paris for you."
+        );
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::ToolCalls)));
+        assert_eq!(events.last(), Some(&usage(377, 65)));
+
+        let events = stream_events("messages_stream_refusal.sse").unwrap();
+        assert_eq!(text_of(&events), "");
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::ContentFilter)));
+        assert_eq!(events.last(), Some(&usage(20, 0)));
+
+        let err = stream_events("messages_stream_error_overloaded.sse").unwrap_err();
+        assert_eq!(
+            (err.kind, err.retryable, err.message.as_str()),
+            (
+                ErrorKind::ProviderUnavailable,
+                true,
+                "anthropic: Overloaded"
+            )
+        );
+    }
+
+    #[test]
+    fn stream_events_tolerate_missing_names_unknown_events_and_partial_usage() {
+        let mut totals = StreamTotals::default();
+        let start = r#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":3,"cache_read_input_tokens":7,"output_tokens":1}}}"#;
+        assert_eq!(
+            parse_stream_event(None, start, &mut totals).unwrap(),
+            Some(vec![StreamEvent::Model("m".into())])
+        );
+        for (event, data) in [
+            (Some("ping"), r#"{"type": "ping"}"#),
+            (Some("brand_new_event"), "not even json"),
+            (
+                Some("content_block_delta"),
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"x"}}"#,
+            ),
+            (
+                Some("content_block_delta"),
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"brand_new_delta"}}"#,
+            ),
+            (
+                Some("content_block_start"),
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            ),
+        ] {
+            assert_eq!(
+                parse_stream_event(event, data, &mut totals).unwrap(),
+                Some(vec![]),
+                "{data}"
+            );
+        }
+        let delta = r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":9}}"#;
+        assert_eq!(
+            parse_stream_event(Some("message_delta"), delta, &mut totals).unwrap(),
+            Some(vec![
+                StreamEvent::Finish(FinishReason::Length),
+                usage(10, 9)
+            ])
+        );
+        // A later delta may repeat the input counts; the latest of each field wins.
+        let delta = r#"{"type":"message_delta","delta":{"stop_reason":null},"usage":{"input_tokens":4,"output_tokens":12}}"#;
+        assert_eq!(
+            parse_stream_event(None, delta, &mut totals).unwrap(),
+            Some(vec![usage(11, 12)])
+        );
+        assert_eq!(
+            parse_stream_event(None, r#"{"type":"message_stop"}"#, &mut totals).unwrap(),
+            None
+        );
+        assert!(parse_stream_event(Some("message_start"), "{", &mut totals).is_err());
+        assert!(parse_stream_event(None, "not json", &mut totals).is_err());
+    }
+
+    #[test]
+    fn stream_error_events_are_classified_like_http_errors() {
+        let mut totals = StreamTotals::default();
+        for (error_type, kind, retryable) in [
+            ("overloaded_error", ErrorKind::ProviderUnavailable, true),
+            ("api_error", ErrorKind::ProviderUnavailable, true),
+            ("rate_limit_error", ErrorKind::RateLimited, true),
+            ("invalid_request_error", ErrorKind::ProviderRejected, false),
+            ("brand_new_error", ErrorKind::ProviderUnavailable, true),
+        ] {
+            let data = json!({"type": "error", "error": {"type": error_type, "message": "m"}});
+            let err =
+                parse_stream_event(Some("error"), &data.to_string(), &mut totals).unwrap_err();
+            assert_eq!((err.kind, err.retryable), (kind, retryable), "{error_type}");
+            assert_eq!(err.message, "anthropic: m");
+        }
+        let err = parse_stream_event(Some("error"), "oops", &mut totals).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+    }
+
+    fn fixture_headers(name: &str) -> HeaderMap {
+        let text = String::from_utf8(fixture(name)).unwrap();
+        let mut headers = HeaderMap::new();
+        for line in text.lines().skip(1) {
+            if let Some((name, value)) = line.split_once(':') {
+                headers.insert(
+                    HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                    HeaderValue::from_str(value.trim()).unwrap(),
+                );
+            }
+        }
+        headers
+    }
+
+    #[test]
+    fn each_error_fixture_maps_to_its_contract_kind() {
+        let empty = HeaderMap::new();
+        for (status, file, kind, retryable) in [
+            (
+                400,
+                "error_400_invalid_request.json",
+                ErrorKind::ProviderRejected,
+                false,
+            ),
+            (
+                401,
+                "error_401_authentication.json",
+                ErrorKind::ProviderAuth,
+                false,
+            ),
+            (
+                403,
+                "error_403_permission.json",
+                ErrorKind::ProviderAuth,
+                false,
+            ),
+            (
+                404,
+                "error_404_not_found.json",
+                ErrorKind::ModelNotFound,
+                false,
+            ),
+            (
+                413,
+                "error_413_request_too_large.json",
+                ErrorKind::ProviderRejected,
+                false,
+            ),
+            (
+                429,
+                "error_429_rate_limit.json",
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (
+                500,
+                "error_500_api_error.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+            (
+                529,
+                "error_529_overloaded.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+        ] {
+            let err = error_from_response(status, &empty, &fixture(file));
+            assert_eq!(
+                (err.kind, err.retryable, err.status),
+                (kind, retryable, Some(status)),
+                "{file}"
+            );
+            assert_eq!(err.provider, Some(NAME));
+        }
+        let err = error_from_response(
+            429,
+            &fixture_headers("error_429_rate_limit.headers.txt"),
+            &fixture("error_429_rate_limit.json"),
+        );
+        assert_eq!(err.retry_after, Some(Duration::from_secs(12)));
+        assert_eq!(
+            err.message,
+            "anthropic: This request would exceed the rate limit for your organization of 50,000 input tokens per minute."
+        );
+    }
+
+    #[test]
+    fn error_types_decide_and_statuses_fill_in() {
+        let empty = HeaderMap::new();
+        let body = |error_type: &str, message: &str| {
+            json!({"type": "error", "error": {"type": error_type, "message": message}})
+                .to_string()
+                .into_bytes()
+        };
+        for (status, body, kind, retryable) in [
+            (
+                400,
+                body(
+                    "invalid_request_error",
+                    "prompt is too long: 208310 tokens > 200000 maximum",
+                ),
+                ErrorKind::ContextLengthExceeded,
+                false,
+            ),
+            (
+                400,
+                body(
+                    "invalid_request_error",
+                    "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000",
+                ),
+                ErrorKind::ContextLengthExceeded,
+                false,
+            ),
+            (
+                402,
+                body("billing_error", "Your credit balance is too low"),
+                ErrorKind::ProviderRejected,
+                false,
+            ),
+            (
+                504,
+                body("timeout_error", "Request timed out"),
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+            (
+                418,
+                body("brand_new_error", "?"),
+                ErrorKind::ProviderRejected,
+                false,
+            ),
+            (401, b"".to_vec(), ErrorKind::ProviderAuth, false),
+            (403, b"Forbidden".to_vec(), ErrorKind::ProviderAuth, false),
+            (404, b"".to_vec(), ErrorKind::ModelNotFound, false),
+            (429, b"".to_vec(), ErrorKind::RateLimited, true),
+            (408, b"".to_vec(), ErrorKind::ProviderRejected, true),
+            (409, b"".to_vec(), ErrorKind::ProviderRejected, true),
+            (413, b"<html>".to_vec(), ErrorKind::ProviderRejected, false),
+            (
+                502,
+                b"Bad Gateway".to_vec(),
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+            (529, b"".to_vec(), ErrorKind::ProviderUnavailable, true),
+        ] {
+            let err = error_from_response(status, &empty, &body);
+            assert_eq!(
+                (err.kind, err.retryable, err.status),
+                (kind, retryable, Some(status)),
+                "{status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        assert_eq!(
+            error_from_response(502, &empty, b"Bad Gateway").message,
+            "anthropic: HTTP 502"
+        );
+    }
+
+    mod upstream {
+        use super::*;
+        use crate::config::Config;
+        use crate::providers::http_client;
+        use wiremock::matchers::{body_partial_json, header, method, path};
+        use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+
+        const KEY: &str = "sk-ant-test-0123456789abcdef";
+
+        fn provider(server: &MockServer) -> Anthropic {
+            // A trailing slash on the base URL must not double up in the path.
+            let base = format!("{}/", server.uri());
+            let env = |name: &str| match name {
+                "ANTHROPIC_API_KEY" => Some(KEY.to_owned()),
+                "ANTHROPIC_BASE_URL" => Some(base.clone()),
+                _ => None,
+            };
+            let config = Config::load(None, &env).unwrap();
+            Anthropic::new(
+                http_client(Duration::from_secs(5)).unwrap(),
+                config.provider(NAME).clone(),
+            )
+        }
+
+        fn trace() -> UpstreamTrace {
+            UpstreamTrace {
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                request_id: "req-42".into(),
+            }
+        }
+
+        fn expected_request() -> MockBuilder {
+            Mock::given(method("POST"))
+                .and(path("/v1/messages"))
+                .and(header("x-api-key", KEY))
+                .and(header("anthropic-version", API_VERSION))
+                .and(header("traceparent", trace().traceparent.as_str()))
+                .and(header("x-request-id", "req-42"))
+        }
+
+        #[tokio::test]
+        async fn complete_sends_the_headers_and_parses_the_answer() {
+            let server = MockServer::start().await;
+            expected_request()
+                .and(body_partial_json(
+                    json!({"model": "claude-sonnet-4-5", "max_tokens": 1024}),
+                ))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_raw(fixture("messages_response.json"), "application/json"),
+                )
+                .expect(1)
+                .mount(&server)
+                .await;
+            let req = request("claude-sonnet-4-5", vec![text(Role::User, "hi")]);
+            let r = provider(&server).complete(&req, &trace()).await.unwrap();
+            assert_eq!(r.usage.total_tokens, 456);
+        }
+
+        #[tokio::test]
+        async fn stream_stops_at_message_stop() {
+            let server = MockServer::start().await;
+            let mut body = fixture("messages_stream.sse");
+            body.extend_from_slice(
+                b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AFTER\"}}\n\n",
+            );
+            expected_request()
+                .and(body_partial_json(json!({"stream": true})))
+                .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let req = request("claude-sonnet-4-5", vec![text(Role::User, "hi")]);
+            let events: Vec<StreamEvent> = provider(&server)
+                .stream(&req, &trace())
+                .await
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+                .await;
+            assert_eq!(text_of(&events), "Hello there!");
+            assert_eq!(events.last(), Some(&usage(11, 6)));
+        }
+
+        #[tokio::test]
+        async fn http_errors_are_classified_and_redacted() {
+            let server = MockServer::start().await;
+            let body = json!({"type": "error", "error": {"type": "overloaded_error", "message": format!("Overloaded for {KEY}")}});
+            expected_request()
+                .respond_with(
+                    ResponseTemplate::new(529)
+                        .insert_header("retry-after", "3")
+                        .set_body_json(body),
+                )
+                .mount(&server)
+                .await;
+            let req = request("claude-sonnet-4-5", vec![text(Role::User, "hi")]);
+            let err = provider(&server)
+                .complete(&req, &trace())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.kind, err.retryable, err.status, err.retry_after),
+                (
+                    ErrorKind::ProviderUnavailable,
+                    true,
+                    Some(529),
+                    Some(Duration::from_secs(3))
+                )
+            );
+            assert_eq!(err.message, "anthropic: Overloaded for [redacted]");
+        }
+
+        #[tokio::test]
+        async fn stream_error_events_end_the_stream_with_an_error() {
+            let server = MockServer::start().await;
+            expected_request()
+                .respond_with(ResponseTemplate::new(200).set_body_raw(
+                    fixture("messages_stream_error_overloaded.sse"),
+                    "text/event-stream",
+                ))
+                .mount(&server)
+                .await;
+            let req = request("claude-sonnet-4-5", vec![text(Role::User, "hi")]);
+            let items: Vec<Result<StreamEvent, Error>> = provider(&server)
+                .stream(&req, &trace())
+                .await
+                .unwrap()
+                .collect()
+                .await;
+            assert_eq!(
+                items[1].as_ref().unwrap(),
+                &StreamEvent::Delta("Hello".into())
+            );
+            let err = items.last().unwrap().as_ref().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+        }
+    }
+}

@@ -1,0 +1,1206 @@
+//! Google Gemini through the Generative Language API with an AI Studio key: `generateContent`
+//! and `streamGenerateContent?alt=sse`. Request bodies use the canonical lowerCamelCase
+//! spelling throughout (the server also accepts snake_case; one spelling avoids mixing them).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ChatRequest, ChatResponse, Content, EventStream, FinishReason, ModelInfo, Part, Provider,
+    ProviderName, ReasoningEffort, Role, StreamEvent, UpstreamTrace, Usage, retry_after, sse,
+    transport_error,
+};
+use crate::config::ProviderConfig;
+use crate::error::{Error, ErrorKind};
+
+const NAME: ProviderName = ProviderName::Gemini;
+
+const CATALOG: &[ModelInfo] = &[
+    ModelInfo {
+        id: "gemini-2.5-pro",
+        context_window: Some(1_048_576),
+    },
+    ModelInfo {
+        id: "gemini-2.5-flash",
+        context_window: Some(1_048_576),
+    },
+    ModelInfo {
+        id: "gemini-2.5-flash-lite",
+        context_window: Some(1_048_576),
+    },
+    ModelInfo {
+        id: "gemini-2.0-flash",
+        context_window: Some(1_048_576),
+    },
+    ModelInfo {
+        id: "gemini-3-pro-preview",
+        context_window: Some(1_048_576),
+    },
+];
+
+pub struct Gemini {
+    client: reqwest::Client,
+    config: ProviderConfig,
+    /// The base URL without a trailing slash.
+    base: String,
+}
+
+impl Gemini {
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        Self {
+            client,
+            config,
+            base,
+        }
+    }
+
+    async fn send(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+        stream: bool,
+    ) -> Result<reqwest::Response, Error> {
+        let key = self.config.require_key(NAME)?;
+        // Marked sensitive so that a debug print of the request cannot show it.
+        let mut key = HeaderValue::from_str(key).map_err(|_| {
+            Error::new(
+                ErrorKind::ProviderAuth,
+                "gemini: the API key is not a valid HTTP header value",
+            )
+            .with_provider(NAME)
+        })?;
+        key.set_sensitive(true);
+        let url = endpoint(&self.base, &req.model, stream)?;
+        let body = request_body(req)?;
+        tracing::debug!(url = %url, model = %req.model, stream, "upstream request");
+        let response = self
+            .client
+            .post(&url)
+            .header("x-goog-api-key", key)
+            .header("traceparent", &trace.traceparent)
+            .header("x-request-id", &trace.request_id)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        let status = response.status().as_u16();
+        tracing::debug!(status, "upstream response");
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(self
+            .config
+            .redact(error_from_response(status, &headers, &body)))
+    }
+}
+
+#[async_trait]
+impl Provider for Gemini {
+    fn name(&self) -> ProviderName {
+        NAME
+    }
+
+    fn is_configured(&self) -> bool {
+        self.config.is_configured()
+    }
+
+    fn catalog(&self) -> &'static [ModelInfo] {
+        CATALOG
+    }
+
+    async fn complete(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+    ) -> Result<ChatResponse, Error> {
+        let response = self.send(req, trace, false).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(NAME, &e))?;
+        parse_response(&body)
+    }
+
+    /// There is no `[DONE]`: the answer ends with the body, after the chunk with `finishReason`.
+    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
+        let response = self.send(req, trace, true).await?;
+        // Mid-stream errors carry upstream text too, so they are redacted like HTTP errors.
+        let config = self.config.clone();
+        let events = sse::decode(response.bytes_stream())
+            .map(move |event| match event {
+                Ok(event) => parse_stream_data(&event.data).map_err(|e| config.redact(e)),
+                Err(e) => Err(transport_error(NAME, &e)),
+            })
+            .flat_map(|parsed| {
+                let items: Vec<Result<StreamEvent, Error>> = match parsed {
+                    Ok(events) => events.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            });
+        Ok(events.boxed())
+    }
+}
+
+/// The method URL. The key never goes in it (URLs end up in logs), and the model may only hold
+/// the characters of real model ids: a `/`, `?`, `#` or `%` would let a caller rewrite the path
+/// or query. Tuned models (`tunedModels/…`) are therefore not reachable.
+pub fn endpoint(base: &str, model: &str, stream: bool) -> Result<String, Error> {
+    let valid = !model.is_empty()
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !valid {
+        return Err(Error::new(
+            ErrorKind::ModelNotFound,
+            format!("gemini: {model:?} is not a valid Gemini model name"),
+        )
+        .with_provider(NAME));
+    }
+    let method = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    Ok(format!("{base}/v1beta/models/{model}:{method}"))
+}
+
+/// Gemini 2.5 and 3 models think with a token budget; older models have no thinking and may
+/// refuse `thinkingConfig`, so `reasoning_effort` is ignored for them. Gemini 3 prefers
+/// `thinkingLevel` but still accepts `thinkingBudget`.
+fn has_thinking(model: &str) -> bool {
+    model.starts_with("gemini-2.5-") || model.starts_with("gemini-3")
+}
+
+fn thinking_budget(effort: ReasoningEffort) -> u32 {
+    match effort {
+        ReasoningEffort::Low => 1024,
+        ReasoningEffort::Medium => 8192,
+        // The largest budget every 2.5 model accepts (Flash and Flash-Lite stop at 24576).
+        ReasoningEffort::High => 24576,
+    }
+}
+
+fn rejected(message: &str) -> Error {
+    Error::new(ErrorKind::ProviderRejected, format!("gemini: {message}")).with_provider(NAME)
+}
+
+/// Builds `GenerateContentRequest`. System messages become one `systemInstruction`; the other
+/// roles map to `user`/`model`, and consecutive turns of one role are merged because Gemini
+/// expects the two roles to alternate.
+pub fn request_body(req: &ChatRequest) -> Result<Value, Error> {
+    let mut system = Vec::new();
+    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
+    for message in &req.messages {
+        let role = match message.role {
+            Role::System => {
+                system.push(system_text(&message.content)?);
+                continue;
+            }
+            Role::User => "user",
+            Role::Assistant => "model",
+        };
+        let parts = parts(&message.content)?;
+        match turns.last_mut() {
+            Some((last, merged)) if *last == role => merged.extend(parts),
+            _ => turns.push((role, parts)),
+        }
+    }
+    let contents: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
+        .collect();
+    let mut body = json!({ "contents": contents });
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({ "parts": [{ "text": system.join("\n\n") }] });
+    }
+    let mut config = Map::new();
+    if let Some(max) = req.max_tokens {
+        config.insert("maxOutputTokens".into(), json!(max));
+    }
+    if let Some(t) = req.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = req.top_p {
+        config.insert("topP".into(), json!(p));
+    }
+    if !req.stop.is_empty() {
+        config.insert("stopSequences".into(), json!(req.stop));
+    }
+    if let (true, Some(effort)) = (has_thinking(&req.model), req.reasoning_effort) {
+        config.insert(
+            "thinkingConfig".into(),
+            json!({ "thinkingBudget": thinking_budget(effort) }),
+        );
+    }
+    if !config.is_empty() {
+        body["generationConfig"] = Value::Object(config);
+    }
+    Ok(body)
+}
+
+/// A system instruction holds text only.
+fn system_text(content: &Content) -> Result<String, Error> {
+    match content {
+        Content::Text(text) => Ok(text.clone()),
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|part| match part {
+                Part::Text { text } => Ok(text.as_str()),
+                Part::ImageUrl { .. } => Err(rejected("system messages can only hold text")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n")),
+    }
+}
+
+fn parts(content: &Content) -> Result<Vec<Value>, Error> {
+    match content {
+        Content::Text(text) => Ok(vec![json!({ "text": text })]),
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|part| match part {
+                Part::Text { text } => Ok(json!({ "text": text })),
+                Part::ImageUrl { image_url } => image_part(&image_url.url),
+            })
+            .collect(),
+    }
+}
+
+/// A base64 `data:` URL is sent inline. An https URL is sent as `fileData`, which the API
+/// fetches itself (public and signed URLs); it needs a MIME type, guessed from the extension.
+/// A data: URL that is not base64 or names no media type is refused rather than re-encoded:
+/// such images are rare and Gemini needs both.
+fn image_part(url: &str) -> Result<Value, Error> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (mime, data) = rest
+            .split_once(',')
+            .and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)))
+            .and_then(|(meta, data)| meta.split(';').next().map(|mime| (mime, data)))
+            .filter(|(mime, _)| !mime.is_empty())
+            .ok_or_else(|| rejected("image data: URLs must be base64 and name a media type"))?;
+        return Ok(json!({ "inlineData": { "mimeType": mime, "data": data } }));
+    }
+    if url.starts_with("https://") {
+        return Ok(json!({ "fileData": { "mimeType": guess_image_type(url), "fileUri": url } }));
+    }
+    Err(rejected("image URLs must be data: or https:// URLs"))
+}
+
+/// The image types Gemini accepts, by extension; JPEG when the URL does not say.
+fn guess_image_type(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("heic") => "image/heic",
+        Some("heif") => "image/heif",
+        _ => "image/jpeg",
+    }
+}
+
+/// Zero counts are often omitted, hence the defaults.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct WireUsage {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    thoughts_token_count: u64,
+    total_token_count: u64,
+}
+
+/// Thinking tokens are billed as output, so they count as completion tokens.
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let completion = u.candidates_token_count + u.thoughts_token_count;
+        let total = if u.total_token_count > 0 {
+            u.total_token_count
+        } else {
+            u.prompt_token_count + completion
+        };
+        Usage {
+            prompt_tokens: u.prompt_token_count,
+            completion_tokens: completion,
+            total_tokens: total,
+        }
+    }
+}
+
+/// A whole answer, and also every stream chunk (which holds only the new text).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse {
+    #[serde(default)]
+    candidates: Vec<WireCandidate>,
+    prompt_feedback: Option<WirePromptFeedback>,
+    usage_metadata: Option<WireUsage>,
+    model_version: Option<String>,
+    response_id: Option<String>,
+    /// Only in a stream, when it fails after it started.
+    error: Option<WireStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    // Missing on a safety stop or an empty last chunk.
+    content: Option<WireContent>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireContent {
+    parts: Option<Vec<WirePart>>,
+}
+
+#[derive(Deserialize)]
+struct WirePart {
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePromptFeedback {
+    block_reason: Option<String>,
+}
+
+impl WireCandidate {
+    /// The answer's text; thought summaries are not part of it.
+    fn text(&self) -> String {
+        self.content
+            .iter()
+            .flat_map(|c| c.parts.iter().flatten())
+            .filter(|p| !p.thought)
+            .filter_map(|p| p.text.as_deref())
+            .collect()
+    }
+}
+
+impl WireResponse {
+    /// A blocked prompt comes back as HTTP 200 with no candidates; sending it again won't help.
+    fn blocked(&self) -> Option<Error> {
+        let reason = self.prompt_feedback.as_ref()?.block_reason.as_deref()?;
+        self.candidates
+            .is_empty()
+            .then(|| rejected(&format!("the prompt was blocked ({reason})")))
+    }
+}
+
+fn finish_reason(value: Option<&str>) -> FinishReason {
+    match value {
+        Some("STOP") => FinishReason::Stop,
+        Some("MAX_TOKENS") => FinishReason::Length,
+        Some("SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII") => {
+            FinishReason::ContentFilter
+        }
+        Some(reason) if reason.starts_with("IMAGE_") => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+fn invalid_body(what: &str) -> Error {
+    Error::new(
+        ErrorKind::ProviderUnavailable,
+        format!("gemini sent an invalid {what}"),
+    )
+    .with_provider(NAME)
+}
+
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+    let mut wire: WireResponse =
+        serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+    if let Some(err) = wire.error.take() {
+        return Err(stream_error(err));
+    }
+    if let Some(err) = wire.blocked() {
+        return Err(err);
+    }
+    let candidate = wire
+        .candidates
+        .first()
+        .ok_or_else(|| invalid_body("response (no candidates)"))?;
+    Ok(ChatResponse {
+        id: wire.response_id,
+        model: wire.model_version,
+        content: candidate.text(),
+        usage: wire.usage_metadata.map(Usage::from).unwrap_or_default(),
+        finish_reason: finish_reason(candidate.finish_reason.as_deref()),
+    })
+}
+
+/// One `data:` payload of the stream: a whole `GenerateContentResponse` with only the new text.
+/// Usage is complete only on the last chunk, so it is sent each time and the last one wins.
+pub fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
+    if data.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut chunk: WireResponse =
+        serde_json::from_str(data).map_err(|_| invalid_body("stream event"))?;
+    if let Some(err) = chunk.error.take() {
+        return Err(stream_error(err));
+    }
+    if let Some(err) = chunk.blocked() {
+        return Err(err);
+    }
+    let mut events = Vec::new();
+    if let Some(model) = chunk.model_version {
+        events.push(StreamEvent::Model(model));
+    }
+    if let Some(candidate) = chunk.candidates.first() {
+        let text = candidate.text();
+        if !text.is_empty() {
+            events.push(StreamEvent::Delta(text));
+        }
+        if let Some(reason) = candidate.finish_reason.as_deref() {
+            events.push(StreamEvent::Finish(finish_reason(Some(reason))));
+        }
+    }
+    if let Some(usage) = chunk.usage_metadata {
+        events.push(StreamEvent::Usage(usage.into()));
+    }
+    Ok(events)
+}
+
+/// `google.rpc.Status` in JSON.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireStatus {
+    code: Option<u64>,
+    message: String,
+    status: String,
+    details: Vec<WireDetail>,
+}
+
+/// The fields read from `ErrorInfo` (`reason`) and `RetryInfo` (`retryDelay`).
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct WireDetail {
+    reason: Option<String>,
+    retry_delay: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireEnvelope {
+    error: WireStatus,
+}
+
+/// Error bodies come as an object, or (seen on some endpoints) a one-element array of them.
+/// The array is tried first: serde would also read an array into a struct, field by position.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireErrorBody {
+    Many(Vec<WireEnvelope>),
+    One(WireEnvelope),
+}
+
+impl WireStatus {
+    fn kind(&self, http_status: u16) -> ErrorKind {
+        if self
+            .details
+            .iter()
+            .any(|d| d.reason.as_deref() == Some("API_KEY_INVALID"))
+        {
+            return ErrorKind::ProviderAuth;
+        }
+        match self.status.as_str() {
+            "RESOURCE_EXHAUSTED" => ErrorKind::RateLimited,
+            "UNAVAILABLE" | "INTERNAL" | "DEADLINE_EXCEEDED" => ErrorKind::ProviderUnavailable,
+            "NOT_FOUND" => ErrorKind::ModelNotFound,
+            "PERMISSION_DENIED" | "UNAUTHENTICATED" => ErrorKind::ProviderAuth,
+            "INVALID_ARGUMENT" if is_too_long(&self.message) => ErrorKind::ContextLengthExceeded,
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" => ErrorKind::ProviderRejected,
+            _ => match http_status {
+                401 | 403 => ErrorKind::ProviderAuth,
+                404 => ErrorKind::ModelNotFound,
+                429 => ErrorKind::RateLimited,
+                400..=499 => ErrorKind::ProviderRejected,
+                _ => ErrorKind::ProviderUnavailable,
+            },
+        }
+    }
+
+    /// `RetryInfo.retryDelay`, a proto3 JSON duration such as `"19s"` or `"12.5s"`.
+    fn retry_delay(&self) -> Option<Duration> {
+        self.details.iter().find_map(|d| {
+            let secs = d.retry_delay.as_deref()?.trim().strip_suffix('s')?;
+            Duration::try_from_secs_f64(secs.parse().ok()?).ok()
+        })
+    }
+
+    fn into_error(self, http_status: u16) -> Error {
+        let kind = self.kind(http_status);
+        let retry = self.retry_delay();
+        let detail = if !self.message.is_empty() {
+            self.message
+        } else if !self.status.is_empty() {
+            self.status
+        } else {
+            format!("HTTP {http_status}")
+        };
+        Error::new(kind, format!("gemini: {detail}"))
+            .with_provider(NAME)
+            .with_retry_after(retry)
+    }
+}
+
+/// Gemini says "The input token count (…) exceeds the maximum number of tokens allowed (…)".
+fn is_too_long(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "token count",
+        "exceeds the maximum number of tokens",
+        "too long",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// An error inside a 200 answer: its `code` stands in for the HTTP status.
+fn stream_error(status: WireStatus) -> Error {
+    let code = status
+        .code
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(500);
+    status.into_error(code)
+}
+
+pub fn error_from_response(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let wire = match serde_json::from_slice::<WireErrorBody>(body) {
+        Ok(WireErrorBody::One(envelope)) => envelope.error,
+        Ok(WireErrorBody::Many(envelopes)) => envelopes
+            .into_iter()
+            .next()
+            .map(|e| e.error)
+            .unwrap_or_default(),
+        Err(_) => WireStatus::default(),
+    };
+    let mut err = wire.into_error(status).with_status(status);
+    // A `Retry-After` header is rare here; when present it wins over `RetryInfo`.
+    if let Some(after) = retry_after(headers) {
+        err.retry_after = Some(after);
+    }
+    if matches!(status, 408 | 409) {
+        err.retryable = true;
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::providers::{ImageUrl, Message};
+    use reqwest::header::HeaderMap;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../shared/fixtures/gemini/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn json_fixture(name: &str) -> Value {
+        serde_json::from_slice(&fixture(name)).unwrap()
+    }
+
+    fn text(role: Role, text: &str) -> Message {
+        Message {
+            role,
+            content: Content::Text(text.into()),
+        }
+    }
+
+    fn image(url: &str) -> Part {
+        Part::ImageUrl {
+            image_url: ImageUrl { url: url.into() },
+        }
+    }
+
+    fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: Vec::new(),
+            reasoning_effort: None,
+        }
+    }
+
+    /// The request the fixture shows, in our types.
+    fn fixture_request(model: &str) -> ChatRequest {
+        let fixture = json_fixture("generate_content_request.json");
+        let png = fixture["contents"][2]["parts"][1]["inline_data"]["data"]
+            .as_str()
+            .unwrap();
+        ChatRequest {
+            max_tokens: Some(1024),
+            temperature: Some(0.7),
+            top_p: Some(0.95),
+            stop: vec!["END".into()],
+            ..request(
+                model,
+                vec![
+                    text(Role::System, "You are a concise assistant."),
+                    text(Role::User, "Hello"),
+                    text(Role::Assistant, "Hi! How can I help?"),
+                    Message {
+                        role: Role::User,
+                        content: Content::Parts(vec![
+                            Part::Text {
+                                text: "What is in this image?".into(),
+                            },
+                            image(&format!("data:image/png;base64,{png}")),
+                        ]),
+                    },
+                ],
+            )
+        }
+    }
+
+    #[test]
+    fn request_body_matches_the_fixture() {
+        // The fixture spells inline data in snake_case; we send the camelCase form throughout.
+        let fixture = json_fixture("generate_content_request.json").to_string();
+        let fixture: Value = serde_json::from_str(
+            &fixture
+                .replace("\"inline_data\"", "\"inlineData\"")
+                .replace("\"mime_type\"", "\"mimeType\""),
+        )
+        .unwrap();
+        let body = request_body(&fixture_request("gemini-2.0-flash")).unwrap();
+        assert_eq!(body["systemInstruction"], fixture["systemInstruction"]);
+        assert_eq!(body["contents"], fixture["contents"]);
+        // topK and candidateCount have no counterpart in a ChatRequest.
+        let mut config = fixture["generationConfig"].clone();
+        let config_map = config.as_object_mut().unwrap();
+        config_map.remove("topK");
+        config_map.remove("candidateCount");
+        assert_eq!(body["generationConfig"], config);
+        assert!(body.get("safetySettings").is_none());
+    }
+
+    #[test]
+    fn reasoning_effort_sets_a_thinking_budget_only_on_thinking_models() {
+        let mut req = fixture_request("gemini-2.0-flash");
+        req.reasoning_effort = Some(ReasoningEffort::High);
+        let body = request_body(&req).unwrap();
+        assert!(body["generationConfig"].get("thinkingConfig").is_none());
+        for (model, effort, budget) in [
+            ("gemini-2.5-flash", ReasoningEffort::Low, 1024),
+            ("gemini-2.5-pro", ReasoningEffort::Medium, 8192),
+            ("gemini-3-pro-preview", ReasoningEffort::High, 24576),
+        ] {
+            req.model = model.into();
+            req.reasoning_effort = Some(effort);
+            let body = request_body(&req).unwrap();
+            assert_eq!(
+                body["generationConfig"]["thinkingConfig"],
+                json!({ "thinkingBudget": budget }),
+                "{model}"
+            );
+        }
+    }
+
+    #[test]
+    fn consecutive_turns_merge_and_system_messages_join() {
+        let req = request(
+            "gemini-2.5-flash",
+            vec![
+                text(Role::System, "Be brief."),
+                text(Role::User, "one"),
+                text(Role::User, "two"),
+                text(Role::System, "Be kind."),
+                text(Role::Assistant, "three"),
+                text(Role::Assistant, "four"),
+                text(Role::User, "five"),
+            ],
+        );
+        let body = request_body(&req).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "systemInstruction": { "parts": [{ "text": "Be brief.\n\nBe kind." }] },
+                "contents": [
+                    { "role": "user", "parts": [{ "text": "one" }, { "text": "two" }] },
+                    { "role": "model", "parts": [{ "text": "three" }, { "text": "four" }] },
+                    { "role": "user", "parts": [{ "text": "five" }] },
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn image_urls_become_inline_or_file_data() {
+        for (url, mime) in [
+            ("https://example.com/a/cat.PNG?size=2#x", "image/png"),
+            ("https://example.com/photo.webp", "image/webp"),
+            ("https://example.com/v1.2/photo", "image/jpeg"),
+        ] {
+            assert_eq!(
+                image_part(url).unwrap(),
+                json!({ "fileData": { "mimeType": mime, "fileUri": url } })
+            );
+        }
+        assert_eq!(
+            image_part("data:image/jpeg;name=x.jpg;base64,AAAA").unwrap(),
+            json!({ "inlineData": { "mimeType": "image/jpeg", "data": "AAAA" } })
+        );
+        for url in [
+            "data:image/png,%89PNG",
+            "data:;base64,AAAA",
+            "http://x/a.png",
+        ] {
+            assert_eq!(
+                image_part(url).unwrap_err().kind,
+                ErrorKind::ProviderRejected,
+                "{url}"
+            );
+        }
+        let req = request(
+            "gemini-2.5-flash",
+            vec![Message {
+                role: Role::System,
+                content: Content::Parts(vec![image("https://example.com/a.png")]),
+            }],
+        );
+        assert_eq!(
+            request_body(&req).unwrap_err().kind,
+            ErrorKind::ProviderRejected
+        );
+    }
+
+    fn provider(base_url: &str, key: &str) -> Gemini {
+        let client = crate::providers::http_client(Duration::from_secs(5)).unwrap();
+        let config = Config::load(None, &|name| match name {
+            "GEMINI_API_KEY" => Some(key.to_owned()),
+            "GEMINI_BASE_URL" => Some(base_url.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        Gemini::new(client, config.provider(NAME).clone())
+    }
+
+    #[test]
+    fn the_url_names_the_method_never_holds_the_key_and_cannot_be_rewritten() {
+        let key = "AIzaSyTestKey0123456789";
+        let gemini = provider("https://generativelanguage.googleapis.com/", key);
+        let url = endpoint(&gemini.base, "gemini-2.5-flash", false).unwrap();
+        assert_eq!(
+            url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        let url = endpoint(&gemini.base, "gemini-2.5-flash", true).unwrap();
+        assert!(url.ends_with("/models/gemini-2.5-flash:streamGenerateContent?alt=sse"));
+        assert!(!url.contains(key) && !url.contains("key="));
+        for model in [
+            "",
+            "../files",
+            "x?key=1",
+            "x#y",
+            "tunedModels/x",
+            "a%2Fb",
+            "a b",
+        ] {
+            let err = endpoint(&gemini.base, model, false).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::ModelNotFound, "{model:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_fixture_responses() {
+        let r = parse_response(&fixture("generate_content_response.json")).unwrap();
+        assert_eq!(
+            r.content,
+            "Learning patterns from data to make predictions.\n"
+        );
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 8,
+                completion_tokens: 9,
+                total_tokens: 17
+            }
+        );
+        assert_eq!(r.finish_reason, FinishReason::Stop);
+        assert_eq!(r.model.as_deref(), Some("gemini-1.5-flash-latest"));
+        assert_eq!(r.id.as_deref(), Some("UxQ6aM_sKbjFnvgPocrJaA"));
+
+        let err =
+            parse_response(&fixture("generate_content_response_prompt_blocked.json")).unwrap_err();
+        assert_eq!(
+            (err.kind, err.retryable),
+            (ErrorKind::ProviderRejected, false)
+        );
+        assert!(err.message.contains("blocked (SAFETY)"), "{}", err.message);
+
+        assert_eq!(
+            parse_response(b"<html>").unwrap_err().kind,
+            ErrorKind::ProviderUnavailable
+        );
+        assert_eq!(
+            parse_response(b"{}").unwrap_err().kind,
+            ErrorKind::ProviderUnavailable
+        );
+    }
+
+    #[test]
+    fn thoughts_are_skipped_and_content_may_be_missing() {
+        let body = json!({
+            "candidates": [{
+                "content": { "role": "model", "parts": [
+                    { "text": "Let me think.", "thought": true },
+                    { "text": "Four" },
+                    { "functionCall": { "name": "f", "args": {} } },
+                    { "text": "." }
+                ]},
+                "finishReason": "MAX_TOKENS"
+            }],
+            "usageMetadata": { "promptTokenCount": 5, "candidatesTokenCount": 2, "thoughtsTokenCount": 7 }
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(r.content, "Four.");
+        assert_eq!(r.finish_reason, FinishReason::Length);
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 5,
+                completion_tokens: 9,
+                total_tokens: 14
+            }
+        );
+        let r = parse_response(br#"{"candidates":[{"finishReason":"SAFETY"}]}"#).unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.finish_reason),
+            ("", FinishReason::ContentFilter)
+        );
+        let r = parse_response(br#"{"candidates":[{"content":{"role":"model"}}]}"#).unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.finish_reason),
+            ("", FinishReason::Other)
+        );
+    }
+
+    #[test]
+    fn finish_reasons_map_to_the_contract() {
+        for (wire, ours) in [
+            ("STOP", FinishReason::Stop),
+            ("MAX_TOKENS", FinishReason::Length),
+            ("SAFETY", FinishReason::ContentFilter),
+            ("RECITATION", FinishReason::ContentFilter),
+            ("BLOCKLIST", FinishReason::ContentFilter),
+            ("PROHIBITED_CONTENT", FinishReason::ContentFilter),
+            ("SPII", FinishReason::ContentFilter),
+            ("IMAGE_SAFETY", FinishReason::ContentFilter),
+            ("IMAGE_PROHIBITED_CONTENT", FinishReason::ContentFilter),
+            ("MALFORMED_FUNCTION_CALL", FinishReason::Other),
+            ("LANGUAGE", FinishReason::Other),
+            ("SOMETHING_NEW", FinishReason::Other),
+        ] {
+            assert_eq!(finish_reason(Some(wire)), ours, "{wire}");
+        }
+    }
+
+    fn stream_events(bytes: &[u8]) -> Vec<StreamEvent> {
+        let mut decoder = sse::SseDecoder::new();
+        let mut events = decoder.push(bytes);
+        events.extend(decoder.finish());
+        events
+            .iter()
+            .flat_map(|e| parse_stream_data(&e.data).unwrap())
+            .collect()
+    }
+
+    fn text_of(events: &[StreamEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| {
+                if let StreamEvent::Delta(t) = e {
+                    Some(t.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn last_usage(events: &[StreamEvent]) -> Option<Usage> {
+        events.iter().rev().find_map(|e| match e {
+            StreamEvent::Usage(u) => Some(*u),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn parses_the_fixture_streams_with_lf_and_crlf() {
+        for (name, text, model, usage) in [
+            (
+                "stream_generate_content.sse",
+                "Certainly! I'll create a simple \"Hello, World!\" page where each letter has a \
+                 different color using inline styles for simplicity.  Each letter will be wrapped",
+                "gemini-1.5-pro-002",
+                (399, 191, 590),
+            ),
+            (
+                "stream_generate_content_current.sse",
+                "Hello! How can I help you today?",
+                "gemini-2.5-flash",
+                (8, 33, 41),
+            ),
+        ] {
+            let lf = fixture(name);
+            let crlf = String::from_utf8(lf.clone()).unwrap().replace('\n', "\r\n");
+            let events = stream_events(&lf);
+            assert_eq!(stream_events(crlf.as_bytes()), events, "{name}");
+            assert_eq!(text_of(&events), text, "{name}");
+            assert!(!events.contains(&StreamEvent::Delta(String::new())));
+            assert_eq!(events.first(), Some(&StreamEvent::Model(model.into())));
+            let finishes: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::Finish(_)))
+                .collect();
+            assert_eq!(
+                finishes,
+                [&StreamEvent::Finish(FinishReason::Stop)],
+                "{name}"
+            );
+            assert_eq!(
+                last_usage(&events),
+                Some(Usage {
+                    prompt_tokens: usage.0,
+                    completion_tokens: usage.1,
+                    total_tokens: usage.2
+                }),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_and_blocks_inside_a_stream_are_errors() {
+        let err = parse_stream_data(
+            r#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"12.5s"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!((err.kind, err.retryable), (ErrorKind::RateLimited, true));
+        assert_eq!(err.retry_after, Some(Duration::from_millis(12_500)));
+        assert_eq!(err.message, "gemini: slow down");
+        let err = parse_stream_data(
+            r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+        let err = parse_stream_data(r#"{"error":{"code":400,"message":"bad"}}"#).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderRejected);
+        let err = parse_stream_data(
+            r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"modelVersion":"gemini-2.5-flash"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.kind, err.retryable),
+            (ErrorKind::ProviderRejected, false)
+        );
+        assert_eq!(
+            parse_stream_data("not json").unwrap_err().kind,
+            ErrorKind::ProviderUnavailable
+        );
+    }
+
+    #[test]
+    fn each_error_fixture_maps_to_its_contract_kind() {
+        let empty = HeaderMap::new();
+        for (status, file, kind, retryable) in [
+            (
+                400,
+                "error_400_api_key_invalid.json",
+                ErrorKind::ProviderAuth,
+                false,
+            ),
+            (
+                403,
+                "error_403_permission_denied.json",
+                ErrorKind::ProviderAuth,
+                false,
+            ),
+            (
+                404,
+                "error_404_not_found.json",
+                ErrorKind::ModelNotFound,
+                false,
+            ),
+            (
+                429,
+                "error_429_resource_exhausted.json",
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (
+                500,
+                "error_500_internal.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+            (
+                503,
+                "error_503_unavailable.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+            (
+                504,
+                "error_504_deadline_exceeded.json",
+                ErrorKind::ProviderUnavailable,
+                true,
+            ),
+        ] {
+            let body = fixture(file);
+            let err = error_from_response(status, &empty, &body);
+            assert_eq!(
+                (err.kind, err.retryable, err.status),
+                (kind, retryable, Some(status)),
+                "{file}"
+            );
+            let message = json_fixture(file)["error"]["message"].clone();
+            assert_eq!(
+                err.message,
+                format!("gemini: {}", message.as_str().unwrap())
+            );
+        }
+
+        let quota = fixture("error_429_resource_exhausted.json");
+        let err = error_from_response(429, &empty, &quota);
+        assert_eq!(err.retry_after, Some(Duration::from_secs(19)));
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("3"));
+        let err = error_from_response(429, &headers, &quota);
+        assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn other_error_bodies_are_classified_by_status_and_message() {
+        let empty = HeaderMap::new();
+        let too_long = br#"[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]"#;
+        let err = error_from_response(400, &empty, too_long);
+        assert_eq!(err.kind, ErrorKind::ContextLengthExceeded);
+        assert!(err.message.starts_with("gemini: The input token count"));
+        let cases: [(u16, &[u8], ErrorKind); 7] = [
+            (
+                400,
+                br#"{"error":{"code":400,"message":"Invalid JSON payload","status":"INVALID_ARGUMENT"}}"#,
+                ErrorKind::ProviderRejected,
+            ),
+            (
+                400,
+                br#"{"error":{"code":400,"message":"User location is not supported","status":"FAILED_PRECONDITION"}}"#,
+                ErrorKind::ProviderRejected,
+            ),
+            (
+                401,
+                br#"{"error":{"code":401,"message":"no","status":"UNAUTHENTICATED"}}"#,
+                ErrorKind::ProviderAuth,
+            ),
+            (502, b"<html>Bad Gateway</html>", ErrorKind::ProviderUnavailable),
+            (403, b"", ErrorKind::ProviderAuth),
+            (404, b"[]", ErrorKind::ModelNotFound),
+            (429, b"", ErrorKind::RateLimited),
+        ];
+        for (status, body, kind) in cases {
+            let err = error_from_response(status, &empty, body);
+            assert_eq!((err.kind, err.status), (kind, Some(status)), "{status}");
+        }
+        assert_eq!(
+            error_from_response(502, &empty, b"").message,
+            "gemini: HTTP 502"
+        );
+        let err = error_from_response(408, &empty, b"");
+        assert_eq!(
+            (err.kind, err.retryable),
+            (ErrorKind::ProviderRejected, true)
+        );
+        // A retry delay too large for a Duration is ignored rather than trusted.
+        let huge =
+            br#"{"error":{"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"1e300s"}]}}"#;
+        assert_eq!(error_from_response(429, &empty, huge).retry_after, None);
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_key_in_a_header_and_errors_are_redacted() {
+        use wiremock::matchers::{header, method, path, query_param_is_missing};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let key = "AIzaSyTestKey0123456789";
+        let server = MockServer::start().await;
+        let stream = String::from_utf8(fixture("stream_generate_content_current.sse"))
+            .unwrap()
+            .replace('\n', "\r\n");
+        Mock::given(method("POST"))
+            .and(path(
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            ))
+            .and(header("x-goog-api-key", key))
+            .and(header("x-request-id", "trace-1"))
+            .and(query_param_is_missing("key"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(stream),
+            )
+            .mount(&server)
+            .await;
+        let echo = format!(
+            r#"{{"error":{{"code":400,"message":"API key not valid: {key}","status":"INVALID_ARGUMENT","details":[{{"reason":"API_KEY_INVALID"}}]}}}}"#
+        );
+        Mock::given(method("POST"))
+            .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+            .respond_with(ResponseTemplate::new(400).set_body_string(echo))
+            .mount(&server)
+            .await;
+
+        let gemini = provider(&format!("{}/", server.uri()), key);
+        let trace = UpstreamTrace {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            request_id: "trace-1".into(),
+        };
+        let req = request("gemini-2.5-flash", vec![text(Role::User, "Hi")]);
+        let events: Vec<StreamEvent> = gemini
+            .stream(&req, &trace)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(text_of(&events), "Hello! How can I help you today?");
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
+
+        let err = gemini.complete(&req, &trace).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderAuth);
+        assert!(!err.message.contains(key), "{}", err.message);
+
+        let received = server.received_requests().await.unwrap();
+        assert_eq!(received.len(), 2);
+        for r in &received {
+            assert!(!r.url.as_str().contains(key));
+            assert_eq!(r.headers["traceparent"], trace.traceparent.as_str());
+        }
+    }
+}
