@@ -192,10 +192,8 @@ impl Gateway {
         let allowed = self.allowed.load();
         let mut candidates = self.registry.resolve(name);
         if let Some(list) = allowed.as_ref() {
-            let permitted = |r: &Route| list.iter().any(|a| *a == r.id() || *a == r.model);
-            if !list.iter().any(|a| a == name) {
-                candidates = candidates.map(|c| c.into_iter().filter(permitted).collect());
-            }
+            let permitted = |r: &Route| self.permits(list, r);
+            candidates = candidates.map(|c| c.into_iter().filter(permitted).collect());
             if candidates.as_ref().is_ok_and(Vec::is_empty) || candidates.is_err() {
                 return Err(Error::new(
                     ErrorKind::ModelNotAllowed,
@@ -225,6 +223,19 @@ impl Gateway {
         })
     }
 
+    /// Whether an allow-list entry names the route: as `provider/model`, as the bare model, or
+    /// as an alias (or tier) that lists it.
+    fn permits(&self, list: &[String], route: &Route) -> bool {
+        let aliases = self.registry.aliases();
+        list.iter().any(|entry| {
+            *entry == route.id()
+                || *entry == route.model
+                || aliases
+                    .get(entry)
+                    .is_some_and(|targets| targets.contains(route))
+        })
+    }
+
     /// The `llm.models` listing.
     pub fn models(&self) -> Value {
         let allowed = self.allowed.load();
@@ -232,7 +243,7 @@ impl Gateway {
             allowed
                 .as_ref()
                 .as_ref()
-                .is_none_or(|list| list.iter().any(|a| *a == route.id() || *a == route.model))
+                .is_none_or(|list| self.permits(list, route))
         };
         let models: Vec<Value> = self
             .registry

@@ -229,6 +229,8 @@ async fn models_lists_the_catalog_with_configuration_and_governance() {
     assert_eq!(mini["supports_streaming"], true);
     assert_eq!(mini["context_window"], 1_047_576);
     assert_eq!(find("openai/gpt-4o")["allowed"], false);
+    // Allowed through the tier `fast`, which lists it.
+    assert_eq!(find("openai/gpt-5-mini")["allowed"], true);
     assert_eq!(find("openai/gpt-5-mini")["aliases"], json!(["fast"]));
     assert_eq!(
         result["allowed_models"],

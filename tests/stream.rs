@@ -199,3 +199,57 @@ async fn an_upstream_body_that_stops_early_ends_the_stream_with_an_error_chunk()
         );
     }
 }
+
+#[tokio::test]
+async fn llm_stream_over_plain_http_says_how_to_stream() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[]);
+    let answer = service.call("llm.stream", params("gpt-4.1-mini")).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Accept: text/event-stream")
+    );
+    assert!(received(&upstream).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_websocket_message_is_refused_and_the_connection_keeps_serving() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "fine", &[]).await;
+    let service = Service::start(&upstream, &[]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .unwrap();
+    let mut huge = params("gpt-4.1-mini");
+    huge["messages"][0]["content"] = json!("x".repeat(11 * 1024 * 1024));
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": huge});
+    ws.send(Message::text(request.to_string())).await.unwrap();
+    let normal = json!({"jsonrpc": "2.0", "id": 2, "method": "llm.complete", "params": params("gpt-4.1-mini")});
+    ws.send(Message::text(normal.to_string())).await.unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        answers.push(serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap());
+    }
+    let refused = answers
+        .iter()
+        .find(|a| a["id"].is_null())
+        .expect("an answer to the oversized message");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit")
+    );
+    let served = answers.iter().find(|a| a["id"] == 2).unwrap();
+    assert_eq!(served["result"]["content"], "fine");
+    assert_eq!(received(&upstream).await.len(), 1);
+}

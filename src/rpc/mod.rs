@@ -127,7 +127,7 @@ impl App {
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
                 .body(HttpBody::from(self.gateway.metrics().encode()))?,
-            (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop),
+            (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -147,14 +147,8 @@ impl App {
         let body = match Limited::new(body, self.max_body).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                let message = format!(
-                    "request body is larger than the limit of {} bytes",
-                    self.max_body
-                );
-                return Ok(json_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &rpc_error(-32600, &message),
-                ));
+                let answer = too_large(self.max_body);
+                return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
             }
             // The caller went away or sent a broken body: nobody is left to answer.
             Err(e) => return Err(e),
@@ -162,16 +156,15 @@ impl App {
         let body = envelope::hoist_a2a_context(&body)
             .map(Bytes::from)
             .unwrap_or(body);
-        if accepts_event_stream(&parts.headers) {
-            if let Some(response) = sse::respond(
-                Arc::clone(&self.gateway),
-                &body,
-                traceparent(&parts.headers),
-            )
-            .await
-            {
-                return Ok(response);
+        if let Some(call) = sse::stream_call(&body) {
+            if accepts_event_stream(&parts.headers) {
+                let tp = traceparent(&parts.headers);
+                return Ok(sse::respond(Arc::clone(&self.gateway), call, tp).await);
             }
+            // jsonrpsee would answer a subscription over plain HTTP with an internal error.
+            let message = "llm.stream over HTTP needs the header Accept: text/event-stream (or subscribe over a WebSocket)";
+            let answer = json!({"jsonrpc": "2.0", "id": call.id(), "error": {"code": -32600, "message": message}});
+            return Ok(json_response(StatusCode::OK, &answer));
         }
         rpc.call(into_rpc_request(http::Request::from_parts(
             parts,
@@ -203,8 +196,10 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
         .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")))
 }
 
-fn rpc_error(code: i32, message: &str) -> serde_json::Value {
-    json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
+/// The answer to a request larger than the limit, over HTTP and WebSocket alike.
+fn too_large(limit: usize) -> serde_json::Value {
+    let message = format!("request is larger than the limit of {limit} bytes");
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {

@@ -33,23 +33,37 @@ struct StreamRequest<'a> {
     params: Option<&'a RawValue>,
 }
 
-/// Answers the body as an event stream when it is a single `llm.stream` request; anything else
-/// (a batch, another method, malformed JSON) is `None`, for the ordinary JSON-RPC path to answer.
+/// A single `llm.stream` request: what this transport answers.
+pub struct StreamCall<'a> {
+    id: Value,
+    params: Option<&'a str>,
+}
+
+impl StreamCall<'_> {
+    pub fn id(&self) -> &Value {
+        &self.id
+    }
+}
+
+/// Recognises a single `llm.stream` request; anything else (a batch, another method, malformed
+/// JSON) is `None`, for the ordinary JSON-RPC path to answer.
+pub fn stream_call(body: &[u8]) -> Option<StreamCall<'_>> {
+    let request: StreamRequest = serde_json::from_slice(body).ok()?;
+    let id: Value = serde_json::from_str(request.id.get()).ok()?;
+    let valid_id = matches!(id, Value::String(_) | Value::Number(_));
+    (request.jsonrpc == "2.0" && request.method == "llm.stream" && valid_id).then(|| StreamCall {
+        id,
+        params: request.params.map(RawValue::get),
+    })
+}
+
+/// Answers the call as an event stream.
 pub async fn respond(
     gateway: Arc<Gateway>,
-    body: &[u8],
+    call: StreamCall<'_>,
     traceparent: Option<TraceParent>,
-) -> Option<HttpResponse> {
-    let request: StreamRequest = serde_json::from_slice(body).ok()?;
-    let valid_id = matches!(
-        serde_json::from_str::<Value>(request.id.get()),
-        Ok(Value::String(_) | Value::Number(_))
-    );
-    if request.jsonrpc != "2.0" || request.method != "llm.stream" || !valid_id {
-        return None;
-    }
-    let id: Value = serde_json::from_str(request.id.get()).ok()?;
-    let params = request.params.map(RawValue::get);
+) -> HttpResponse {
+    let StreamCall { id, params } = call;
     let (ctx, span, stream) = start_stream(&gateway, params, traceparent.as_ref()).await;
 
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
@@ -86,12 +100,17 @@ pub async fn respond(
         }
     }
     let frames = receiver_stream(rx).map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    let response = http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "text/event-stream")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .body(HttpBody::new(StreamBody::new(frames)))
-        .ok()?;
-    Some(response)
+    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    response
 }
 
 fn event(response: &Value) -> Bytes {

@@ -7,13 +7,14 @@ use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpBody, HttpResponse, StopHandle, serve_with_graceful_shutdown};
+use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 
 use super::envelope::hoist_a2a_context;
-use super::{RpcService, into_rpc_request, plain_response};
+use super::{RpcService, into_rpc_request, plain_response, too_large};
 
 /// Headers of the caller's upgrade request that its calls need (trace context).
 const FORWARDED: [&str; 2] = ["traceparent", "tracestate"];
@@ -25,6 +26,7 @@ pub fn upgrade(
     mut req: http::Request<Incoming>,
     rpc: RpcService,
     stop: StopHandle,
+    max_message: usize,
 ) -> HttpResponse {
     let headers = req.headers();
     let version_ok = headers
@@ -63,7 +65,7 @@ pub fn upgrade(
             stop.shutdown(),
         ));
         match tokio_tungstenite::client_async(inner_request, ours).await {
-            Ok((inner, _)) => relay(outer, inner).await,
+            Ok((inner, _)) => relay(outer, inner, max_message).await,
             Err(e) => tracing::warn!("internal WebSocket handshake failed: {e}"),
         }
     });
@@ -79,17 +81,26 @@ pub fn upgrade(
 }
 
 /// Relays until either side closes, then closes the other: a caller that goes away ends its
-/// subscriptions, which drops their upstream requests.
-async fn relay<A, B>(outer: WebSocketStream<A>, inner: WebSocketStream<B>)
+/// subscriptions, which drops their upstream requests. A message over `max_message` bytes is
+/// answered here with the same error as an oversized HTTP body.
+async fn relay<A, B>(outer: WebSocketStream<A>, inner: WebSocketStream<B>, max_message: usize)
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (mut outer_tx, mut outer_rx) = outer.split();
     let (mut inner_tx, mut inner_rx) = inner.split();
+    let (reply_tx, mut replies) = mpsc::channel::<Message>(8);
     let inbound = async {
         while let Some(Ok(message)) = outer_rx.next().await {
             let message = match message {
+                Message::Text(text) if text.len() > max_message => {
+                    let error = too_large(max_message).to_string();
+                    if reply_tx.send(Message::text(error)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 Message::Text(text) => {
                     match hoist_a2a_context(text.as_bytes()).map(String::from_utf8) {
                         Some(Ok(rewritten)) => Message::text(rewritten),
@@ -108,15 +119,17 @@ where
         let _ = inner_tx.close().await;
     };
     let outbound = async {
-        while let Some(Ok(message)) = inner_rx.next().await {
-            match message {
-                Message::Text(_) | Message::Binary(_) => {
-                    if outer_tx.send(message).await.is_err() {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        loop {
+            let message = tokio::select! {
+                message = inner_rx.next() => match message {
+                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => message,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    _ => break,
+                },
+                Some(reply) = replies.recv() => reply,
+            };
+            if outer_tx.send(message).await.is_err() {
+                break;
             }
         }
         let _ = outer_tx.close().await;
