@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::providers::ProviderName;
+use crate::resilience::{BreakerPolicy, RetryPolicy};
 
 /// An API key: shown as `***` by `Debug` so that it cannot reach a log line by accident.
 #[derive(Clone, PartialEq)]
@@ -33,6 +34,12 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The environment variable that holds the key, named in errors when it is missing.
     pub key_var: &'static str,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+    /// Requests per minute this service sends the provider at most (queueing beyond it).
+    pub requests_per_minute: Option<u32>,
+    /// Requests in flight to the provider at most (queueing beyond it).
+    pub max_concurrent: Option<u32>,
 }
 
 impl ProviderConfig {
@@ -79,6 +86,14 @@ pub struct Config {
     /// Deadline of a call that sets no `timeout_ms`.
     pub default_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Limit on waiting for an answer to begin (a whole non-streamed answer arrives at once).
+    pub first_byte_timeout: Duration,
+    /// Limit on the silence between two events of a stream.
+    pub idle_timeout: Duration,
+    /// Calls served at once; beyond it calls are refused with `overloaded`.
+    pub max_in_flight: usize,
+    /// How long in-flight calls may take to finish once shutdown starts.
+    pub drain_timeout: Duration,
     pub max_request_body_bytes: u32,
     pub max_connections: u32,
     pub log_filter: String,
@@ -96,6 +111,10 @@ struct FileConfig {
     default_model: Option<String>,
     timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
+    first_byte_timeout_ms: Option<u64>,
+    stream_idle_timeout_ms: Option<u64>,
+    max_in_flight: Option<usize>,
+    drain_timeout_ms: Option<u64>,
     max_request_body_bytes: Option<u32>,
     max_connections: Option<u32>,
     #[serde(default)]
@@ -118,6 +137,13 @@ enum AliasTargets {
 struct FileProvider {
     api_key: Option<String>,
     base_url: Option<String>,
+    max_retries: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_cap_ms: Option<u64>,
+    breaker_threshold: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
+    requests_per_minute: Option<u32>,
+    max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,25 +223,51 @@ impl Config {
             None => FileConfig::default(),
         };
 
+        let read = Reader { env: &env };
         let mut providers = BTreeMap::new();
         for defaults in PROVIDERS {
-            let from_file = file_config.providers.get(&defaults.name);
-            let key_var = defaults.key_vars[0];
+            let file = file_config.providers.get(&defaults.name);
+            let from_file = |f: fn(&FileProvider) -> Option<u64>| file.and_then(f);
             let api_key = defaults
                 .key_vars
                 .iter()
                 .find_map(|var| env(var))
-                .or_else(|| from_file.and_then(|p| p.api_key.clone()))
+                .or_else(|| file.and_then(|p| p.api_key.clone()))
                 .map(Secret);
             let base_url = env(defaults.base_url_var)
-                .or_else(|| from_file.and_then(|p| p.base_url.clone()))
+                .or_else(|| file.and_then(|p| p.base_url.clone()))
                 .unwrap_or_else(|| defaults.base_url.to_owned());
+            let retry = RetryPolicy {
+                max_retries: read.number(
+                    "LLMRPC_MAX_RETRIES",
+                    file.and_then(|p| p.max_retries),
+                    3,
+                )?,
+                base: read.millis("LLMRPC_RETRY_BASE_MS", from_file(|p| p.retry_base_ms), 250)?,
+                cap: read.millis("LLMRPC_RETRY_CAP_MS", from_file(|p| p.retry_cap_ms), 20_000)?,
+            };
+            let breaker = BreakerPolicy {
+                threshold: read.number(
+                    "LLMRPC_BREAKER_THRESHOLD",
+                    file.and_then(|p| p.breaker_threshold),
+                    5,
+                )?,
+                cooldown: read.millis(
+                    "LLMRPC_BREAKER_COOLDOWN_MS",
+                    from_file(|p| p.breaker_cooldown_ms),
+                    30_000,
+                )?,
+            };
             providers.insert(
                 defaults.name,
                 ProviderConfig {
                     api_key,
                     base_url,
-                    key_var,
+                    key_var: defaults.key_vars[0],
+                    retry,
+                    breaker,
+                    requests_per_minute: file.and_then(|p| p.requests_per_minute),
+                    max_concurrent: file.and_then(|p| p.max_concurrent),
                 },
             );
         }
@@ -229,24 +281,6 @@ impl Config {
                     .collect(),
             ),
             None => file_config.allowed_models,
-        };
-        let millis = |name: &'static str, value: Option<u64>, default: u64| match value {
-            Some(0) => Err(ConfigError::Invalid {
-                name,
-                reason: "must be at least 1 ms".into(),
-            }),
-            Some(ms) => Ok(Duration::from_millis(ms)),
-            None => Ok(Duration::from_millis(default)),
-        };
-        let parse_env_ms = |name: &'static str| -> Result<Option<u64>, ConfigError> {
-            env(name)
-                .map(|v| {
-                    v.parse().map_err(|_| ConfigError::Invalid {
-                        name,
-                        reason: format!("{v:?} is not a number"),
-                    })
-                })
-                .transpose()
         };
         let log_format = match env("LLMRPC_LOG_FORMAT") {
             Some(v) => match v.as_str() {
@@ -281,15 +315,27 @@ impl Config {
             aliases,
             allowed_models,
             default_model: env("LLMRPC_DEFAULT_MODEL").or(file_config.default_model),
-            default_timeout: millis(
-                "LLMRPC_TIMEOUT_MS",
-                parse_env_ms("LLMRPC_TIMEOUT_MS")?.or(file_config.timeout_ms),
+            default_timeout: read.millis("LLMRPC_TIMEOUT_MS", file_config.timeout_ms, 60_000)?,
+            connect_timeout: read.millis(
+                "LLMRPC_CONNECT_TIMEOUT_MS",
+                file_config.connect_timeout_ms,
+                10_000,
+            )?,
+            first_byte_timeout: read.millis(
+                "LLMRPC_FIRST_BYTE_TIMEOUT_MS",
+                file_config.first_byte_timeout_ms,
                 60_000,
             )?,
-            connect_timeout: millis(
-                "LLMRPC_CONNECT_TIMEOUT_MS",
-                parse_env_ms("LLMRPC_CONNECT_TIMEOUT_MS")?.or(file_config.connect_timeout_ms),
-                10_000,
+            idle_timeout: read.millis(
+                "LLMRPC_IDLE_TIMEOUT_MS",
+                file_config.stream_idle_timeout_ms,
+                30_000,
+            )?,
+            max_in_flight: read.number("LLMRPC_MAX_IN_FLIGHT", file_config.max_in_flight, 1024)?,
+            drain_timeout: read.millis(
+                "LLMRPC_DRAIN_TIMEOUT_MS",
+                file_config.drain_timeout_ms,
+                30_000,
             )?,
             max_request_body_bytes: file_config
                 .max_request_body_bytes
@@ -305,6 +351,44 @@ impl Config {
 
     pub fn provider(&self, name: ProviderName) -> &ProviderConfig {
         &self.providers[&name]
+    }
+}
+
+/// Reads one setting: the environment wins over the file, which wins over the default.
+struct Reader<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    fn number<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        file: Option<T>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match (self.env)(var) {
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: var,
+                reason: format!("{v:?} is not a number"),
+            }),
+            None => Ok(file.unwrap_or(default)),
+        }
+    }
+
+    /// A duration in milliseconds, at least 1.
+    fn millis(
+        &self,
+        var: &'static str,
+        file: Option<u64>,
+        default: u64,
+    ) -> Result<Duration, ConfigError> {
+        match self.number(var, file, default)? {
+            0 => Err(ConfigError::Invalid {
+                name: var,
+                reason: "must be at least 1 ms".into(),
+            }),
+            ms => Ok(Duration::from_millis(ms)),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod providers;
+pub mod resilience;
 pub mod routing;
 pub mod rpc;
 pub mod telemetry;

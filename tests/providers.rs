@@ -238,7 +238,8 @@ async fn each_upstream_error_maps_to_its_contract_code_for_every_provider() {
         for (status, body, code, kind) in provider.error_cases() {
             let upstream = MockServer::start().await;
             provider.mount_error(&upstream, status, body.clone()).await;
-            let service = provider.start(&upstream, &[]);
+            // One attempt: this is about the mapping; retries have their own tests.
+            let service = provider.start(&upstream, &[("LLMRPC_MAX_RETRIES", "0")]);
             let mut p = params(provider.model());
             p["a2a_context"] = json!({"trace_id": format!("err-{status}")});
             let answer = service.call("llm.complete", p.clone()).await;

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Settings, Upstream};
 use crate::providers::{
     self, Provider, ProviderName, anthropic::Anthropic, gemini::Gemini, openai::OpenAi,
 };
@@ -23,19 +22,14 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
 
     let client =
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
+    let provider = |name| config.provider(name).clone();
     let implemented: Vec<Arc<dyn Provider>> = vec![
-        Arc::new(OpenAi::new(
-            client.clone(),
-            config.provider(ProviderName::Openai).clone(),
-        )),
+        Arc::new(OpenAi::new(client.clone(), provider(ProviderName::Openai))),
         Arc::new(Anthropic::new(
             client.clone(),
-            config.provider(ProviderName::Anthropic).clone(),
+            provider(ProviderName::Anthropic),
         )),
-        Arc::new(Gemini::new(
-            client,
-            config.provider(ProviderName::Gemini).clone(),
-        )),
+        Arc::new(Gemini::new(client, provider(ProviderName::Gemini))),
     ];
     let catalogs = implemented
         .iter()
@@ -43,13 +37,22 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         .collect();
     let registry =
         ModelRegistry::new(catalogs, &config.aliases).map_err(|e| format!("config: {e}"))?;
-    let gateway = Arc::new(Gateway::new(
-        registry,
-        implemented,
-        config.allowed_models.clone(),
-        config.default_model.clone(),
-        config.default_timeout,
-    ));
+    let upstreams = implemented
+        .into_iter()
+        .map(|p| {
+            let settings = config.provider(p.name());
+            Upstream::new(p, settings)
+        })
+        .collect();
+    let settings = Settings {
+        allowed_models: config.allowed_models.clone(),
+        default_model: config.default_model.clone(),
+        default_timeout: config.default_timeout,
+        first_byte_timeout: config.first_byte_timeout,
+        idle_timeout: config.idle_timeout,
+        max_in_flight: config.max_in_flight,
+    };
+    let gateway = Arc::new(Gateway::new(registry, upstreams, settings));
 
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
@@ -70,7 +73,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     let limits = Limits {
         max_request_body_bytes: config.max_request_body_bytes,
         max_connections: config.max_connections,
-        drain_timeout: Duration::from_secs(30),
+        drain_timeout: config.drain_timeout,
     };
     rpc::serve(listener, gateway, limits, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -186,13 +186,15 @@ mod tests {
     #[test]
     fn openrpc_describes_exactly_the_registered_methods() {
         let registry = ModelRegistry::new(vec![], &Default::default()).unwrap();
-        let gateway = Gateway::new(
-            registry,
-            vec![],
-            None,
-            None,
-            std::time::Duration::from_secs(1),
-        );
+        let settings = crate::gateway::Settings {
+            allowed_models: None,
+            default_model: None,
+            default_timeout: std::time::Duration::from_secs(1),
+            first_byte_timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+            max_in_flight: 1,
+        };
+        let gateway = Gateway::new(registry, vec![], settings);
         let module = module(Arc::new(gateway)).unwrap();
         let mut registered: Vec<&str> = module.method_names().collect();
         registered.sort_unstable();

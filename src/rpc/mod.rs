@@ -126,7 +126,7 @@ impl App {
                     header::CONTENT_TYPE,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
-                .body(HttpBody::from(self.gateway.metrics().encode()))?,
+                .body(HttpBody::from(self.gateway.prometheus_text()))?,
             (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::ErrorKind;
 use crate::providers::{ProviderName, Usage};
+use crate::resilience::BreakerState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -68,6 +69,8 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     active: Family<ProviderLabels, Gauge>,
+    retries: Family<ProviderLabels, Counter>,
+    circuit: Family<ProviderLabels, Gauge>,
     total_requests: AtomicU64,
     total_tokens: AtomicU64,
     governance_violations: AtomicU64,
@@ -88,6 +91,7 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let retries = Family::<ProviderLabels, Counter>::default();
         let active = Family::<ProviderLabels, Gauge>::default();
+        let circuit = Family::<ProviderLabels, Gauge>::default();
         registry.register(
             "llm_requests",
             "Calls answered, by outcome",
@@ -111,6 +115,11 @@ impl Default for Metrics {
             retries.clone(),
         );
         registry.register("llm_active_requests", "Calls in flight", active.clone());
+        registry.register(
+            "llm_circuit_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            circuit.clone(),
+        );
         for provider in ProviderName::ALL {
             // Present from the start so that dashboards see every provider at zero.
             active
@@ -132,6 +141,8 @@ impl Default for Metrics {
             tokens,
             errors,
             active,
+            retries,
+            circuit,
             total_requests: AtomicU64::new(0),
             total_tokens: AtomicU64::new(0),
             governance_violations: AtomicU64::new(0),
@@ -163,6 +174,27 @@ impl Metrics {
                 error_type: kind.as_str(),
             })
             .inc();
+    }
+
+    /// Counts a retry (an attempt beyond a candidate's first).
+    pub fn retried(&self, provider: ProviderName) {
+        let labels = ProviderLabels {
+            provider: provider.as_str(),
+        };
+        self.retries.get_or_create(&labels).inc();
+    }
+
+    pub fn circuit(&self, provider: ProviderName, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        };
+        self.circuit
+            .get_or_create(&ProviderLabels {
+                provider: provider.as_str(),
+            })
+            .set(value);
     }
 
     /// Starts accounting for a call routed to `provider`; the guard records its end.
@@ -234,6 +266,23 @@ pub struct CallMetrics {
 }
 
 impl CallMetrics {
+    /// Moves the call to a fallback provider.
+    pub fn reroute(&mut self, provider: ProviderName, model: &str) {
+        let m = &self.metrics;
+        m.active
+            .get_or_create(&ProviderLabels {
+                provider: self.provider.as_str(),
+            })
+            .dec();
+        m.active
+            .get_or_create(&ProviderLabels {
+                provider: provider.as_str(),
+            })
+            .inc();
+        self.provider = provider;
+        self.model = model.to_owned();
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

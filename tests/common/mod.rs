@@ -44,6 +44,9 @@ impl Service {
             .env("LLMRPC_ADDR", "127.0.0.1:0")
             .env("LLMRPC_LOG_FORMAT", "json")
             .env("LLMRPC_LOG", "info,llmrpc=debug")
+            // Short backoffs keep retrying tests fast; tests that need others set their own.
+            .env("LLMRPC_RETRY_BASE_MS", "1")
+            .env("LLMRPC_RETRY_CAP_MS", "10")
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,114 @@
+//! Client-side limits per provider: requests per minute and requests in flight. A call over a
+//! limit waits its turn within its deadline rather than bursting into the provider's 429s.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Deadline;
+use crate::error::{Error, ErrorKind};
+use crate::providers::ProviderName;
+
+#[derive(Debug, Default)]
+pub struct Limiter {
+    rate: Option<DefaultDirectRateLimiter>,
+    concurrency: Option<Arc<Semaphore>>,
+}
+
+impl Limiter {
+    pub fn new(requests_per_minute: Option<u32>, max_concurrent: Option<u32>) -> Self {
+        Self {
+            rate: requests_per_minute
+                .and_then(NonZeroU32::new)
+                .map(|rpm| RateLimiter::direct(Quota::per_minute(rpm))),
+            concurrency: max_concurrent.map(|n| Arc::new(Semaphore::new(n.max(1) as usize))),
+        }
+    }
+
+    /// Waits for a turn; the permit, if any, is held for the length of the request.
+    pub async fn acquire(
+        &self,
+        provider: ProviderName,
+        deadline: &Deadline,
+    ) -> Result<Option<OwnedSemaphorePermit>, Error> {
+        let queued = || {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("the call's deadline passed while queued for {provider}'s rate limit"),
+            )
+            .with_provider(provider)
+        };
+        if let Some(rate) = &self.rate {
+            while let Err(not_until) = rate.check() {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                if tokio::time::Instant::now() + wait >= deadline.at {
+                    return Err(queued());
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        match &self.concurrency {
+            None => Ok(None),
+            Some(slots) => {
+                match tokio::time::timeout_at(deadline.at, Arc::clone(slots).acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => Ok(Some(permit)),
+                    _ => Err(queued()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrency_queues_within_the_deadline_then_gives_up() {
+        let limiter = Limiter::new(None, Some(1));
+        let deadline = Deadline::start(Duration::from_millis(50));
+        let held = limiter
+            .acquire(ProviderName::Openai, &deadline)
+            .await
+            .unwrap();
+        assert!(held.is_some());
+        let err = limiter
+            .acquire(ProviderName::Openai, &deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        drop(held);
+        assert!(
+            limiter
+                .acquire(
+                    ProviderName::Openai,
+                    &Deadline::start(Duration::from_secs(1))
+                )
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_rate_is_refused_when_the_next_slot_is_past_the_deadline() {
+        let limiter = Limiter::new(Some(1), None);
+        let deadline = Deadline::start(Duration::from_secs(5));
+        assert!(
+            limiter
+                .acquire(ProviderName::Gemini, &deadline)
+                .await
+                .is_ok()
+        );
+        // The next slot is a minute away.
+        assert!(
+            limiter
+                .acquire(ProviderName::Gemini, &deadline)
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! What keeps calls correct when providers misbehave: retries with backoff, circuit breakers,
+//! client-side rate limits and the call deadline.
+
+pub mod breaker;
+pub mod limits;
+pub mod retry;
+
+pub use breaker::{Breaker, BreakerPolicy, BreakerState};
+pub use limits::Limiter;
+pub use retry::RetryPolicy;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::providers::ProviderName;
+
+/// The call's overall deadline, retries, fallbacks and streaming included.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    pub fn start(budget: Duration) -> Self {
+        Self {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// The earlier of the deadline and `limit` from now, for one wait within the call.
+    pub fn within(&self, limit: Duration) -> Instant {
+        self.at.min(Instant::now() + limit)
+    }
+
+    pub fn expired(&self, provider: ProviderName) -> Error {
+        let ms = self.budget.as_millis();
+        Error::new(
+            ErrorKind::Timeout,
+            format!("the call's deadline of {ms} ms passed"),
+        )
+        .with_provider(provider)
+    }
+}
