@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use jsonrpsee::Methods;
 use jsonrpsee::server::{
@@ -144,14 +144,10 @@ impl App {
         mut rpc: RpcService,
     ) -> Result<HttpResponse, BoxError> {
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.max_body).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                let answer = too_large(self.max_body);
-                return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
-            }
-            // The caller went away or sent a broken body: nobody is left to answer.
-            Err(e) => return Err(e),
+        // An error here means the caller went away or sent a broken body: nobody is left to answer.
+        let Some(body) = read_body(body, self.max_body).await? else {
+            let answer = too_large(self.max_body);
+            return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
         };
         let body = envelope::hoist_a2a_context(&body)
             .map(Bytes::from)
@@ -172,6 +168,27 @@ impl App {
         )))
         .await
     }
+}
+
+/// Reads a request body of at most `limit` bytes; `None` when it is larger. The excess is read
+/// and dropped (up to a bound) so that a caller still sending gets the 413 rather than a reset
+/// connection.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Option<Bytes>, BoxError> {
+    const DRAIN: usize = 64 * 1024 * 1024;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > limit + DRAIN {
+            break;
+        }
+    }
+    Ok((seen <= limit).then(|| kept.freeze()))
 }
 
 /// Hands the caller's trace context to the methods, as a request extension.

@@ -2,6 +2,7 @@
 //! the tests drive it with.
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -133,20 +134,7 @@ impl Service {
     }
 
     pub async fn post_raw(&self, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = http_client()
-            .post(self.url())
-            .header("content-type", "application/json")
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("POST");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        post_to(self.url(), body, headers).await
     }
 
     /// Calls one method over HTTP with named params and returns the whole response object.
@@ -164,8 +152,31 @@ impl Drop for Service {
     }
 }
 
+/// POSTs `body` as JSON to `url`: the HTTP status and the parsed answer. Owns its inputs, so
+/// that a caller can be spawned and cancelled.
+pub async fn post_to(url: String, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = http_client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// One client for the whole test binary: building one loads the system's root certificates.
 pub fn http_client() -> reqwest::Client {
-    llmrpc::providers::http_client(Duration::from_secs(5)).expect("client")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| llmrpc::providers::http_client(Duration::from_secs(5)).expect("client"))
+        .clone()
 }
 
 /// `llm.complete` params for `model` with one user message.

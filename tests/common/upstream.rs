@@ -90,10 +90,10 @@ impl Provider {
         }
     }
 
-    /// Answers every non-streaming call with `content`, finishing with the provider's own
-    /// `finish` value; usage is 9 prompt + 3 completion tokens.
-    pub async fn mount_complete(self, server: &MockServer, content: &str, finish: &str) {
-        let body = match self {
+    /// A whole answer of `content` finishing with the provider's own `finish` value; usage is
+    /// 9 prompt + 3 completion tokens.
+    pub fn completion_json(self, content: &str, finish: &str) -> Value {
+        match self {
             Self::OpenAi => json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4.1-mini-2025-04-14",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
@@ -106,9 +106,60 @@ impl Provider {
                 "candidates": [{"content": {"role": "model", "parts": [{"text": content}]}, "finishReason": finish, "index": 0}],
                 "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 3, "totalTokenCount": 12},
                 "modelVersion": "gemini-2.5-flash", "responseId": "resp-1"}),
-        };
+        }
+    }
+
+    /// Answers every non-streaming call with `content`, finishing with `finish`.
+    pub async fn mount_complete(self, server: &MockServer, content: &str, finish: &str) {
+        let body = self.completion_json(content, finish);
         self.endpoint(false)
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .with_priority(2)
+            .mount(server)
+            .await;
+    }
+
+    /// Answers `times` non-streaming requests with the error, then falls through to whatever
+    /// else is mounted.
+    pub async fn mount_error_times(
+        self,
+        server: &MockServer,
+        status: u16,
+        body: Value,
+        times: u64,
+    ) {
+        self.endpoint(false)
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .up_to_n_times(times)
+            .with_priority(1)
+            .mount(server)
+            .await;
+    }
+
+    /// Answers every call with its own `x-request-id`: as the content of a whole answer, and as
+    /// the one delta of a stream.
+    pub async fn mount_echo(self, server: &MockServer) {
+        fn id(req: &Request) -> String {
+            req.headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned()
+        }
+        self.streaming_endpoint()
+            .respond_with(move |req: &Request| {
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(self.stream_body(&[&id(req)]))
+            })
+            .with_priority(1)
+            .mount(server)
+            .await;
+        self.endpoint(false)
+            .respond_with(move |req: &Request| {
+                ResponseTemplate::new(200)
+                    .set_body_json(self.completion_json(&id(req), self.stop()))
+            })
             .with_priority(2)
             .mount(server)
             .await;
