@@ -3,11 +3,13 @@
 //! llmrpc: a JSON-RPC 2.0 gateway through which AI agents call OpenAI, Anthropic and Gemini,
 //! carrying each caller's A2A context and trace id through every hop.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod gateway;
+pub mod mock_upstream;
 pub mod providers;
 pub mod resilience;
 pub mod routing;

@@ -36,6 +36,23 @@ enum Command {
     Stream(client::CallArgs),
     /// List the models a running service can route to.
     Models(client::ServiceArgs),
+    /// Run a fake of the providers' APIs whose behaviour each request chooses.
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        addr: String,
+    },
+    /// Load a running service (or an OpenAI-compatible URL) and report throughput and latency.
+    Bench(crate::bench::BenchArgs),
+}
+
+async fn mock_upstream(addr: &str) -> Result<(), String> {
+    let (listener, local) = crate::mock_upstream::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    eprintln!("mock upstream listening on {local}");
+    crate::mock_upstream::serve(listener)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +75,8 @@ pub fn main() -> ExitCode {
             Command::Complete(args) => client::complete(args).await,
             Command::Stream(args) => client::stream(args).await,
             Command::Models(args) => client::models(args).await,
+            Command::MockUpstream { addr } => mock_upstream(&addr).await,
+            Command::Bench(args) => crate::bench::run(args).await,
         }
     });
     match result {

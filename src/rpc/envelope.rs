@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 /// Returns the rewritten message, or `None` when there is nothing to move (the common case,
 /// decided without parsing).
 pub fn hoist_a2a_context(message: &[u8]) -> Option<Vec<u8>> {
-    const NEEDLE: &[u8] = b"a2a_context";
-    message.windows(NEEDLE.len()).position(|w| w == NEEDLE)?;
+    memchr::memmem::find(message, b"a2a_context")?;
     let mut value: Value = serde_json::from_slice(message).ok()?;
     let moved = match &mut value {
         Value::Object(request) => hoist(request),
