@@ -151,7 +151,7 @@ impl CallContext {
         let trace_id = match (&a2a.trace_id, traceparent) {
             (Some(id), _) => id.clone(),
             (None, Some(tp)) => tp.trace_id.clone(),
-            (None, None) => uuid::Uuid::new_v4().simple().to_string(),
+            (None, None) => new_trace_id(),
         };
         let w3c_trace_id = w3c_trace_id(&trace_id);
         let span_id = new_span_id();
@@ -171,15 +171,16 @@ impl CallContext {
     }
 }
 
-/// A random, non-zero 16-hex span id.
+/// A random, non-zero 16-hex span id. Ids need to be unique, not secret: a fast generator
+/// seeded from the OS spares a system call per call.
 pub fn new_span_id() -> String {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let id = u64::from_be_bytes([
-        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-    ]);
-    format!("{:016x}", id.max(1))
+    format!("{:016x}", fastrand::u64(1..))
 }
 
+/// A random, non-zero 32-hex trace id.
+fn new_trace_id() -> String {
+    format!("{:032x}", fastrand::u128(1..))
+}
 /// The W3C trace id for a caller's trace id: the id itself when it is 32 hex digits (not all
 /// zero), otherwise a stable id derived from it so that every hop of one trace agrees.
 fn w3c_trace_id(trace_id: &str) -> String {

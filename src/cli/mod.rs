@@ -59,10 +59,15 @@ pub fn main() -> ExitCode {
     // Before parsing, so that `.env` can supply the flags' environment variables too.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // Threads that run calls; the default is one per core.
+    if let Some(threads) = std::env::var("LLMRPC_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
     {
+        runtime.worker_threads(threads);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("llmrpc: cannot start the async runtime: {e}");
