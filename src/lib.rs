@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod mock_upstream;
+pub mod ledger;
 pub mod providers;
 pub mod resilience;
 pub mod routing;

@@ -1,0 +1,252 @@
+//! The PostgreSQL backend, for deployments that share one ledger between instances. Attempts and
+//! metadata are JSONB, so that ops can query inside them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+
+use super::{
+    CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
+    metadata_from_json, metadata_to_json, migrator, signed, unsigned,
+};
+use crate::providers::Usage;
+
+/// Every file of `migrations/postgres/`, in order. A change of schema is a new file and a new entry
+/// here, never an edit: sqlx refuses a database whose applied migrations changed.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "calls",
+    include_str!("../../migrations/postgres/0001_calls.sql"),
+)];
+
+const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
+    conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
+    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
+    started_at, finished_at";
+
+/// The columns as `trace` selects them: JSONB comes back as text, parsed like SQLite's.
+const SELECT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
+    conversation_id, method, requested_model, provider, model, status, error_message, \
+    attempts::text AS attempts, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
+    total_tokens, cost_usd, metadata::text AS metadata, started_at, finished_at";
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to a `postgres://` URL; migrations are not applied.
+    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+/// A batch turned into one array per column, so that the whole batch is one statement: one
+/// round trip, whatever its size.
+#[derive(Default)]
+struct Columns {
+    trace_id: Vec<String>,
+    span_id: Vec<String>,
+    source_agent: Vec<Option<String>>,
+    target_agent: Vec<Option<String>>,
+    session_id: Vec<Option<String>>,
+    conversation_id: Vec<Option<String>>,
+    method: Vec<String>,
+    requested_model: Vec<String>,
+    provider: Vec<Option<String>>,
+    model: Vec<Option<String>>,
+    status: Vec<String>,
+    error_message: Vec<Option<String>>,
+    attempts: Vec<String>,
+    latency_ms: Vec<i64>,
+    ttft_ms: Vec<Option<i64>>,
+    prompt_tokens: Vec<i64>,
+    completion_tokens: Vec<i64>,
+    total_tokens: Vec<i64>,
+    cost_usd: Vec<f64>,
+    metadata: Vec<Option<String>>,
+    started_at: Vec<i64>,
+    finished_at: Vec<i64>,
+}
+
+impl Columns {
+    fn push(&mut self, r: &CallRecord) -> Result<(), LedgerError> {
+        self.trace_id.push(r.trace_id.clone());
+        self.span_id.push(r.span_id.clone());
+        self.source_agent.push(r.source_agent.clone());
+        self.target_agent.push(r.target_agent.clone());
+        self.session_id.push(r.session_id.clone());
+        self.conversation_id.push(r.conversation_id.clone());
+        self.method.push(r.method.clone());
+        self.requested_model.push(r.requested_model.clone());
+        self.provider.push(r.provider.clone());
+        self.model.push(r.model.clone());
+        self.status.push(r.status.clone());
+        self.error_message.push(r.error_message.clone());
+        self.attempts.push(attempts_to_json(&r.attempts)?);
+        self.latency_ms.push(signed(r.latency_ms));
+        self.ttft_ms.push(r.ttft_ms.map(signed));
+        self.prompt_tokens.push(signed(r.usage.prompt_tokens));
+        self.completion_tokens
+            .push(signed(r.usage.completion_tokens));
+        self.total_tokens.push(signed(r.usage.total_tokens));
+        self.cost_usd.push(r.cost_usd);
+        self.metadata.push(metadata_to_json(r.metadata.as_ref())?);
+        self.started_at.push(r.started_at);
+        self.finished_at.push(r.finished_at);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        migrator(MIGRATIONS).await?.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut c = Columns::default();
+        for r in records {
+            c.push(r)?;
+        }
+        let sql = format!(
+            "INSERT INTO calls ({COLUMNS}) \
+             SELECT trace_id, span_id, source_agent, target_agent, session_id, conversation_id, \
+                    method, requested_model, provider, model, status, error_message, \
+                    attempts::jsonb, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
+                    total_tokens, cost_usd, metadata::jsonb, started_at, finished_at \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                         $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], \
+                         $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::text[], \
+                         $21::int8[], $22::int8[]) \
+                  AS r({COLUMNS})"
+        );
+        // One statement is one transaction already.
+        sqlx::query(&sql)
+            .bind(c.trace_id)
+            .bind(c.span_id)
+            .bind(c.source_agent)
+            .bind(c.target_agent)
+            .bind(c.session_id)
+            .bind(c.conversation_id)
+            .bind(c.method)
+            .bind(c.requested_model)
+            .bind(c.provider)
+            .bind(c.model)
+            .bind(c.status)
+            .bind(c.error_message)
+            .bind(c.attempts)
+            .bind(c.latency_ms)
+            .bind(c.ttft_ms)
+            .bind(c.prompt_tokens)
+            .bind(c.completion_tokens)
+            .bind(c.total_tokens)
+            .bind(c.cost_usd)
+            .bind(c.metadata)
+            .bind(c.started_at)
+            .bind(c.finished_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError> {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM calls WHERE trace_id = $1 ORDER BY started_at, id"
+        );
+        sqlx::query(&sql)
+            .bind(trace_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(record)
+            .collect()
+    }
+
+    async fn usage(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        group_by: GroupBy,
+    ) -> Result<Vec<UsageRow>, LedgerError> {
+        let key = group_by.key_sql();
+        // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
+        let sql = format!(
+            "SELECT {key} AS group_key, COUNT(*) AS calls, \
+                    COUNT(*) FILTER (WHERE status <> 'ok') AS errors, \
+                    SUM(prompt_tokens)::int8 AS prompt_tokens, \
+                    SUM(completion_tokens)::int8 AS completion_tokens, \
+                    SUM(total_tokens)::int8 AS total_tokens, \
+                    SUM(cost_usd)::float8 AS cost_usd \
+             FROM calls WHERE started_at >= $1 AND started_at < $2 \
+             GROUP BY 1 ORDER BY 1 NULLS LAST"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageRow {
+                    key: row.try_get("group_key")?,
+                    calls: unsigned(row.try_get("calls")?),
+                    errors: unsigned(row.try_get("errors")?),
+                    prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
+                    completion_tokens: unsigned(row.try_get("completion_tokens")?),
+                    total_tokens: unsigned(row.try_get("total_tokens")?),
+                    cost_usd: row.try_get("cost_usd")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune(&self, older_than_ms: i64) -> Result<u64, LedgerError> {
+        let done = sqlx::query("DELETE FROM calls WHERE started_at < $1")
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn record(row: &PgRow) -> Result<CallRecord, LedgerError> {
+    Ok(CallRecord {
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+        source_agent: row.try_get("source_agent")?,
+        target_agent: row.try_get("target_agent")?,
+        session_id: row.try_get("session_id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        method: row.try_get("method")?,
+        requested_model: row.try_get("requested_model")?,
+        provider: row.try_get("provider")?,
+        model: row.try_get("model")?,
+        status: row.try_get("status")?,
+        error_message: row.try_get("error_message")?,
+        attempts: attempts_from_json(row.try_get("attempts")?)?,
+        latency_ms: unsigned(row.try_get("latency_ms")?),
+        ttft_ms: row.try_get::<Option<i64>, _>("ttft_ms")?.map(unsigned),
+        usage: Usage {
+            prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
+            completion_tokens: unsigned(row.try_get("completion_tokens")?),
+            total_tokens: unsigned(row.try_get("total_tokens")?),
+        },
+        cost_usd: row.try_get("cost_usd")?,
+        metadata: metadata_from_json(row.try_get("metadata")?)?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
