@@ -4,6 +4,7 @@
 //! SQLite by default, PostgreSQL when the URL says so; both behind one [`Store`] trait.
 
 pub mod postgres;
+pub mod pricing;
 pub mod sqlite;
 
 use std::borrow::Cow;
@@ -19,6 +20,8 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Interval, MissedTickBehavior};
+
+pub use pricing::{Price, Prices};
 
 use crate::providers::Usage;
 
