@@ -1,0 +1,529 @@
+//! The call ledger through its library API, the same scenarios on SQLite (a temporary file) and
+//! on PostgreSQL (a database of its own per test, dropped afterwards). Without `CI=true` the
+//! PostgreSQL runs are skipped when no server answers; with it they fail.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmrpc::ledger::{self, AttemptRecord, CallRecord, GroupBy, Ledger, Prices, Store, UsageRow};
+use llmrpc::providers::Usage;
+use serde_json::json;
+use sqlx::Connection;
+
+/// 2026-11-21T10:00:00Z.
+const T0: i64 = 1_795_255_200_000;
+const HOUR: i64 = 3_600_000;
+
+fn usage(prompt: u64, completion: u64) -> Usage {
+    Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    }
+}
+
+fn attempt(
+    provider: &str,
+    model: &str,
+    status: &str,
+    http_status: Option<u16>,
+    latency_ms: u64,
+    started_at: i64,
+) -> AttemptRecord {
+    AttemptRecord {
+        provider: provider.into(),
+        model: model.into(),
+        status: status.into(),
+        http_status,
+        latency_ms,
+        started_at,
+    }
+}
+
+/// A call answered at the first attempt, in trace `trace-a`.
+fn success() -> CallRecord {
+    let usage = usage(100, 20);
+    CallRecord {
+        trace_id: "trace-a".into(),
+        span_id: "a1a1a1a1a1a1a1a1".into(),
+        source_agent: Some("planner".into()),
+        target_agent: Some("llm".into()),
+        session_id: Some("s-1".into()),
+        conversation_id: Some("c-1".into()),
+        method: "llm.complete".into(),
+        requested_model: "openai/gpt-4.1-mini".into(),
+        provider: Some("openai".into()),
+        model: Some("gpt-4.1-mini".into()),
+        status: "ok".into(),
+        error_message: None,
+        attempts: vec![attempt("openai", "gpt-4.1-mini", "ok", Some(200), 400, T0)],
+        latency_ms: 401,
+        ttft_ms: None,
+        usage,
+        cost_usd: Prices::default().cost("openai", "gpt-4.1-mini", &usage),
+        metadata: Some(json!({"job": "nightly", "n": 3, "tags": ["a", "b"]})),
+        started_at: T0,
+        finished_at: T0 + 401,
+    }
+}
+
+/// A call the provider refused, in trace `trace-b`.
+fn failure() -> CallRecord {
+    CallRecord {
+        trace_id: "trace-b".into(),
+        span_id: "b2b2b2b2b2b2b2b2".into(),
+        source_agent: Some("critic".into()),
+        method: "llm.complete".into(),
+        requested_model: "claude-haiku-4-5".into(),
+        provider: Some("anthropic".into()),
+        model: Some("claude-haiku-4-5".into()),
+        status: "provider_rejected".into(),
+        error_message: Some("anthropic rejected the request: bad image".into()),
+        attempts: vec![attempt(
+            "anthropic",
+            "claude-haiku-4-5",
+            "provider_rejected",
+            Some(400),
+            90,
+            T0 + 1000,
+        )],
+        latency_ms: 91,
+        started_at: T0 + 1000,
+        finished_at: T0 + 1091,
+        ..CallRecord::default()
+    }
+}
+
+/// A stream rate-limited once, then answered, in trace `trace-a` after [`success`].
+fn retried() -> CallRecord {
+    let usage = usage(50, 10);
+    CallRecord {
+        trace_id: "trace-a".into(),
+        span_id: "c3c3c3c3c3c3c3c3".into(),
+        source_agent: Some("planner".into()),
+        method: "llm.stream".into(),
+        requested_model: "fast".into(),
+        provider: Some("openai".into()),
+        model: Some("gpt-4.1-mini".into()),
+        status: "ok".into(),
+        attempts: vec![
+            attempt(
+                "openai",
+                "gpt-4.1-mini",
+                "rate_limited",
+                Some(429),
+                30,
+                T0 + 2000,
+            ),
+            attempt("openai", "gpt-4.1-mini", "ok", Some(200), 500, T0 + 2280),
+        ],
+        latency_ms: 780,
+        ttft_ms: Some(120),
+        usage,
+        cost_usd: Prices::default().cost("openai", "gpt-4.1-mini", &usage),
+        started_at: T0 + 2000,
+        finished_at: T0 + 2780,
+        ..CallRecord::default()
+    }
+}
+
+/// A call refused before routing: no provider, no model, no attempt, no source agent.
+fn unrouted() -> CallRecord {
+    CallRecord {
+        trace_id: "trace-d".into(),
+        span_id: "d4d4d4d4d4d4d4d4".into(),
+        method: "llm.complete".into(),
+        requested_model: "nonsense".into(),
+        status: "model_not_found".into(),
+        error_message: Some("unknown model \"nonsense\"".into()),
+        started_at: T0 + 3000,
+        finished_at: T0 + 3000,
+        ..CallRecord::default()
+    }
+}
+
+/// A call long before the others, in trace `trace-c`.
+fn old() -> CallRecord {
+    let usage = usage(7, 7);
+    CallRecord {
+        trace_id: "trace-c".into(),
+        span_id: "e5e5e5e5e5e5e5e5".into(),
+        source_agent: Some("planner".into()),
+        method: "llm.complete".into(),
+        requested_model: "gemini-2.5-flash".into(),
+        provider: Some("gemini".into()),
+        model: Some("gemini-2.5-flash".into()),
+        status: "ok".into(),
+        attempts: vec![attempt(
+            "gemini",
+            "gemini-2.5-flash",
+            "ok",
+            Some(200),
+            10,
+            T0 - 24 * HOUR,
+        )],
+        latency_ms: 10,
+        usage,
+        cost_usd: Prices::default().cost("gemini", "gemini-2.5-flash", &usage),
+        started_at: T0 - 24 * HOUR,
+        finished_at: T0 - 24 * HOUR + 10,
+        ..CallRecord::default()
+    }
+}
+
+/// Every fixture, written out of order so that `trace` has to sort.
+async fn insert_fixtures(store: &dyn Store) {
+    store.insert(&[retried(), failure()]).await.unwrap();
+    store.insert(&[success(), old(), unrouted()]).await.unwrap();
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+async fn trace_returns_that_traces_calls_oldest_first(store: Arc<dyn Store>) {
+    insert_fixtures(&*store).await;
+
+    let a = store.trace("trace-a").await.unwrap();
+    assert_eq!(a, vec![success(), retried()]);
+    assert_eq!(a[1].attempts.len(), 2);
+    assert_eq!(a[1].attempts[0].http_status, Some(429));
+    assert_eq!(store.trace("trace-b").await.unwrap(), vec![failure()]);
+    assert_eq!(store.trace("trace-d").await.unwrap(), vec![unrouted()]);
+    assert!(store.trace("no-such-trace").await.unwrap().is_empty());
+    assert!(store.trace("").await.unwrap().is_empty());
+
+    // The ops.trace shape: timestamps as RFC 3339.
+    let shown = serde_json::to_value(&a).unwrap();
+    assert_eq!(shown[0]["started_at"], "2026-11-21T10:00:00.000Z");
+    assert_eq!(
+        shown[1]["attempts"][1]["started_at"],
+        "2026-11-21T10:00:02.280Z"
+    );
+    assert_eq!(shown[0]["metadata"]["tags"][1], "b");
+
+    // Migrations are applied once, whatever the number of starts.
+    store.migrate().await.unwrap();
+    assert_eq!(store.trace("trace-a").await.unwrap().len(), 2);
+}
+
+async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
+    insert_fixtures(&*store).await;
+    // Started exactly at `until`: outside.
+    let late = CallRecord {
+        trace_id: "trace-e".into(),
+        started_at: T0 + HOUR,
+        finished_at: T0 + HOUR + 1,
+        ..success()
+    };
+    store.insert(&[late]).await.unwrap();
+    let openai_cost = success().cost_usd + retried().cost_usd;
+    assert!(openai_cost > 0.0);
+    let row = |key: Option<&str>, calls, errors, prompt, completion, cost_usd| UsageRow {
+        key: key.map(str::to_owned),
+        calls,
+        errors,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        cost_usd,
+    };
+    let check = |got: Vec<UsageRow>, want: Vec<UsageRow>| {
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (got, want) in got.iter().zip(&want) {
+            assert!(close(got.cost_usd, want.cost_usd), "{got:?} vs {want:?}");
+            let got = UsageRow {
+                cost_usd: want.cost_usd,
+                ..got.clone()
+            };
+            assert_eq!(&got, want);
+        }
+    };
+
+    let by_provider = store.usage(T0, T0 + HOUR, GroupBy::Provider).await;
+    check(
+        by_provider.unwrap(),
+        vec![
+            row(Some("anthropic"), 1, 1, 0, 0, 0.0),
+            row(Some("openai"), 2, 0, 150, 30, openai_cost),
+            row(None, 1, 1, 0, 0, 0.0),
+        ],
+    );
+    let by_model = store.usage(T0, T0 + HOUR, GroupBy::Model).await;
+    check(
+        by_model.unwrap(),
+        vec![
+            row(Some("anthropic/claude-haiku-4-5"), 1, 1, 0, 0, 0.0),
+            row(Some("openai/gpt-4.1-mini"), 2, 0, 150, 30, openai_cost),
+            row(None, 1, 1, 0, 0, 0.0),
+        ],
+    );
+    let by_agent = store.usage(T0, T0 + HOUR, GroupBy::SourceAgent).await;
+    check(
+        by_agent.unwrap(),
+        vec![
+            row(Some("critic"), 1, 1, 0, 0, 0.0),
+            row(Some("planner"), 2, 0, 150, 30, openai_cost),
+            row(None, 1, 1, 0, 0, 0.0),
+        ],
+    );
+
+    // A wider window takes in the old call too.
+    let wide = store
+        .usage(T0 - 48 * HOUR, T0 + HOUR, GroupBy::SourceAgent)
+        .await
+        .unwrap();
+    let planner = wide
+        .iter()
+        .find(|r| r.key.as_deref() == Some("planner"))
+        .unwrap();
+    assert_eq!((planner.calls, planner.total_tokens), (3, 194));
+    // An empty window has no rows.
+    let empty = store
+        .usage(T0 + 2 * HOUR, T0 + 3 * HOUR, GroupBy::Provider)
+        .await;
+    assert!(empty.unwrap().is_empty());
+}
+
+async fn prune_removes_calls_started_before_the_cutoff(store: Arc<dyn Store>) {
+    insert_fixtures(&*store).await;
+    assert_eq!(store.prune(T0).await.unwrap(), 1);
+    assert!(store.trace("trace-c").await.unwrap().is_empty());
+    assert_eq!(store.trace("trace-a").await.unwrap().len(), 2);
+    assert_eq!(store.prune(T0).await.unwrap(), 0);
+    assert_eq!(store.prune(T0 + 1001).await.unwrap(), 2);
+    assert_eq!(store.trace("trace-a").await.unwrap(), vec![retried()]);
+}
+
+/// With room for one record and a writer that cannot run meanwhile, nearly every record is
+/// dropped, counted, and never waited for; what was accepted is written by `flush`.
+async fn a_full_channel_drops_and_counts_but_never_blocks(store: Arc<dyn Store>) {
+    let ledger = Ledger::start(Arc::clone(&store), 1, None);
+    let sent = 10_000;
+    let started = Instant::now();
+    let mut accepted = 0;
+    for i in 0..sent {
+        let record = CallRecord {
+            trace_id: "flood".into(),
+            started_at: T0 + i,
+            ..success()
+        };
+        accepted += u64::from(ledger.record(record));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "record waited: {took:?}");
+    assert!(ledger.dropped() > 0);
+    assert_eq!(accepted + ledger.dropped(), sent as u64);
+
+    ledger.flush().await.unwrap();
+    let stored = store.trace("flood").await.unwrap();
+    assert_eq!(stored.len() as u64, accepted);
+    assert_eq!(ledger.failed(), 0);
+}
+
+/// Records reach the store in batches larger than one transaction's worth, on `flush`, and
+/// without it once the batch interval passes.
+async fn records_are_written_in_batches(store: Arc<dyn Store>) {
+    let ledger = Ledger::start(Arc::clone(&store), 1024, None);
+    for i in 0..600 {
+        let record = CallRecord {
+            trace_id: "batch".into(),
+            started_at: T0 + i,
+            ..retried()
+        };
+        assert!(ledger.record(record));
+    }
+    ledger.flush().await.unwrap();
+    let stored = ledger.trace("batch").await.unwrap();
+    assert_eq!(stored.len(), 600);
+    assert!(stored.windows(2).all(|w| w[0].started_at < w[1].started_at));
+    assert_eq!(ledger.dropped(), 0);
+
+    // No flush: the writer's timer writes it.
+    assert!(ledger.record(failure()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.trace("trace-b").await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the record was never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Usage through the ledger reads the same store.
+    let rows = ledger
+        .usage(T0, T0 + HOUR, GroupBy::Provider)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+}
+
+/// With a retention, the writer prunes at start.
+async fn retention_prunes_old_calls(store: Arc<dyn Store>) {
+    let now = ledger::now_ms();
+    let recent = CallRecord {
+        trace_id: "recent".into(),
+        started_at: now,
+        finished_at: now,
+        ..success()
+    };
+    let expired = CallRecord {
+        trace_id: "expired".into(),
+        started_at: now - 2 * HOUR,
+        finished_at: now - 2 * HOUR,
+        ..success()
+    };
+    store.insert(&[recent, expired]).await.unwrap();
+    let _ledger = Ledger::start(Arc::clone(&store), 16, Some(Duration::from_secs(3600)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store.trace("expired").await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the expired call was never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.trace("recent").await.unwrap().len(), 1);
+}
+
+/// A SQLite ledger in a temporary directory.
+struct SqliteDb {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteDb {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let store = ledger::open(&url).await.unwrap();
+        Self { store, _dir: dir }
+    }
+}
+
+/// A PostgreSQL database of its own, dropped with this.
+struct PgDb {
+    store: Arc<dyn Store>,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDb {
+    /// `None` (the test is skipped) when no server answers, unless `CI=true`.
+    async fn new() -> Option<Self> {
+        let admin_url = std::env::var("LLMRPC_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let connected = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::PgConnection::connect(&admin_url),
+        )
+        .await;
+        let mut admin = match connected {
+            Ok(Ok(conn)) => conn,
+            failed => {
+                let why = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => "timed out".into(),
+                };
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("PostgreSQL is required when CI=true: {admin_url}: {why}");
+                }
+                eprintln!("skipping the PostgreSQL run: {admin_url}: {why}");
+                return None;
+            }
+        };
+        let name = format!("llmrpc_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (server, _) = admin_url.rsplit_once('/').unwrap();
+        let store = ledger::open(&format!("{server}/{name}")).await.unwrap();
+        Some(Self {
+            store,
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDb {
+    /// Drops the database even when the test failed; on a thread of its own, because this
+    /// runs inside the test's runtime.
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(&sql).execute(&mut admin).await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let db = super::SqliteDb::new().await;
+                    super::$scenario(std::sync::Arc::clone(&db.store)).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let Some(db) = super::PgDb::new().await else {
+                        return;
+                    };
+                    super::$scenario(std::sync::Arc::clone(&db.store)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    trace_returns_that_traces_calls_oldest_first,
+    usage_sums_calls_within_the_window,
+    prune_removes_calls_started_before_the_cutoff,
+    a_full_channel_drops_and_counts_but_never_blocks,
+    records_are_written_in_batches,
+    retention_prunes_old_calls,
+);
+
+#[tokio::test]
+async fn sqlite_creates_its_file_and_directory_in_wal_mode_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("fresh.db");
+    let url = format!("sqlite://{}", path.display());
+    assert!(!path.exists());
+    let store = ledger::open(&url).await.unwrap();
+    assert!(path.exists());
+    store.insert(&[success()]).await.unwrap();
+    assert!(path.with_extension("db-wal").exists(), "not in WAL mode");
+    drop(store);
+
+    // A second start finds the data and applies no migration twice.
+    let store = ledger::open(&url).await.unwrap();
+    assert_eq!(store.trace("trace-a").await.unwrap(), vec![success()]);
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data_across_calls() {
+    let store = ledger::open("sqlite::memory:").await.unwrap();
+    store.insert(&[failure()]).await.unwrap();
+    assert_eq!(store.trace("trace-b").await.unwrap(), vec![failure()]);
+}
