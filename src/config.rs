@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
+use crate::ledger::{DEFAULT_DATABASE_URL, Price};
 use crate::providers::ProviderName;
 use crate::resilience::{BreakerPolicy, RetryPolicy};
 
@@ -96,6 +97,14 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub max_request_body_bytes: u32,
     pub max_connections: u32,
+    /// Where the call ledger lives: `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// How long ledger rows are kept.
+    pub ledger_retention: Duration,
+    /// Records queued for the ledger at most; beyond it they are dropped, never waited for.
+    pub ledger_capacity: usize,
+    /// Prices overriding the built-in list, keyed `provider/model`.
+    pub prices: BTreeMap<String, Price>,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// The file this was read from, re-read on SIGHUP.
@@ -116,6 +125,11 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     drain_timeout_ms: Option<u64>,
     max_request_body_bytes: Option<u32>,
+    database_url: Option<String>,
+    ledger_retention_days: Option<u64>,
+    ledger_capacity: Option<usize>,
+    #[serde(default)]
+    prices: BTreeMap<String, Price>,
     max_connections: Option<u32>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
@@ -337,6 +351,27 @@ impl Config {
                 file_config.drain_timeout_ms,
                 30_000,
             )?,
+            database_url: env("LLMRPC_DATABASE_URL")
+                .or(file_config.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            ledger_retention: Duration::from_secs(
+                86_400
+                    * read
+                        .number(
+                            "LLMRPC_LEDGER_RETENTION_DAYS",
+                            file_config.ledger_retention_days,
+                            30,
+                        )?
+                        .max(1),
+            ),
+            ledger_capacity: read
+                .number(
+                    "LLMRPC_LEDGER_CAPACITY",
+                    file_config.ledger_capacity,
+                    65_536,
+                )?
+                .max(1),
+            prices: file_config.prices,
             max_request_body_bytes: file_config
                 .max_request_body_bytes
                 .unwrap_or(10 * 1024 * 1024),

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     ContextLengthExceeded,
     ProviderRejected,
     Overloaded,
+    /// Something of the service's own failed (the ledger's database, say).
+    Internal,
 }
 
 impl ErrorKind {
@@ -33,6 +35,7 @@ impl ErrorKind {
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::ProviderRejected => "provider_rejected",
             Self::Overloaded => "overloaded",
+            Self::Internal => "internal",
         }
     }
 

@@ -429,7 +429,7 @@ impl PgDb {
                 return None;
             }
         };
-        let name = format!("llmrpc_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("llmrpc_test_{:032x}", fastrand::u128(..));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await

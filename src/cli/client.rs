@@ -168,3 +168,74 @@ pub async fn models(args: ServiceArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The trace id to show.
+    trace_id: String,
+}
+
+/// Prints every call of a trace and each of its attempts, oldest first.
+pub async fn trace(args: TraceArgs) -> Result<(), String> {
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "ops.trace", "params": {"trace_id": args.trace_id}});
+    let calls = call(&args.service, &request).await?;
+    if args.service.json {
+        println!("{calls:#}");
+        return Ok(());
+    }
+    let calls = calls.as_array().cloned().unwrap_or_default();
+    if calls.is_empty() {
+        println!("no calls recorded under trace {}", args.trace_id);
+        return Ok(());
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    println!(
+        "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>8} {:>8} {:>10}",
+        "started",
+        "method",
+        "agent",
+        "provider/model",
+        "status",
+        "attempts",
+        "ms",
+        "ttft ms",
+        "cost $"
+    );
+    for c in &calls {
+        let routed = format!("{}/{}", text(&c["provider"]), text(&c["model"]));
+        println!(
+            "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>8} {:>8} {:>10.6}",
+            text(&c["started_at"]),
+            text(&c["method"]),
+            text(&c["source_agent"]),
+            routed,
+            text(&c["status"]),
+            c["attempts"].as_array().map_or(0, Vec::len),
+            c["latency_ms"],
+            c["ttft_ms"]
+                .as_u64()
+                .map_or("-".to_owned(), |t| t.to_string()),
+            c["cost_usd"].as_f64().unwrap_or_default(),
+        );
+        for a in c["attempts"].as_array().into_iter().flatten() {
+            let http = a["http_status"]
+                .as_u64()
+                .map_or(String::new(), |s| format!(" HTTP {s}"));
+            println!(
+                "    {:<20} {}/{} {}{} {} ms",
+                text(&a["started_at"]),
+                text(&a["provider"]),
+                text(&a["model"]),
+                text(&a["status"]),
+                http,
+                a["latency_ms"]
+            );
+        }
+        if let Some(error) = c["error_message"].as_str() {
+            println!("    error: {error}");
+        }
+    }
+    Ok(())
+}

@@ -36,6 +36,8 @@ enum Command {
     Stream(client::CallArgs),
     /// List the models a running service can route to.
     Models(client::ServiceArgs),
+    /// Show every call and attempt recorded under a trace id.
+    Trace(client::TraceArgs),
     /// Run a fake of the providers' APIs whose behaviour each request chooses.
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -80,6 +82,7 @@ pub fn main() -> ExitCode {
             Command::Complete(args) => client::complete(args).await,
             Command::Stream(args) => client::stream(args).await,
             Command::Models(args) => client::models(args).await,
+            Command::Trace(args) => client::trace(args).await,
             Command::MockUpstream { addr } => mock_upstream(&addr).await,
             Command::Bench(args) => crate::bench::run(args).await,
         }

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::gateway::{Gateway, Settings, Upstream};
+use crate::ledger::{self, Ledger, Prices};
 use crate::providers::{
     self, Provider, ProviderName, anthropic::Anthropic, gemini::Gemini, openai::OpenAi,
 };
@@ -52,7 +54,20 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         idle_timeout: config.idle_timeout,
         max_in_flight: config.max_in_flight,
     };
-    let gateway = Arc::new(Gateway::new(registry, upstreams, settings));
+    let store = ledger::open(&config.database_url)
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    let scheme = config.database_url.split(':').next().unwrap_or_default();
+    tracing::info!(backend = scheme, "call ledger open");
+    let ledger = Ledger::start(store, config.ledger_capacity, Some(config.ledger_retention));
+    let prices = Prices::new(config.prices.clone());
+    let gateway = Arc::new(Gateway::new(
+        registry,
+        upstreams,
+        settings,
+        Some(ledger.clone()),
+        prices,
+    ));
 
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
@@ -76,6 +91,12 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         drain_timeout: config.drain_timeout,
     };
     rpc::serve(listener, gateway, limits, shutdown_signal()).await?;
+    // What the drained calls recorded is written before the process ends.
+    match tokio::time::timeout(Duration::from_secs(10), ledger.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("ledger: last records not written: {e}"),
+        Err(_) => tracing::error!("ledger: gave up writing the last records after 10 s"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -18,6 +18,7 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::ContextLengthExceeded => -32006,
         ErrorKind::ProviderRejected => -32007,
         ErrorKind::Overloaded => -32008,
+        ErrorKind::Internal => -32603,
     }
 }
 
@@ -72,6 +73,7 @@ mod tests {
             (ErrorKind::ContextLengthExceeded, -32006),
             (ErrorKind::ProviderRejected, -32007),
             (ErrorKind::Overloaded, -32008),
+            (ErrorKind::Internal, -32603),
         ] {
             assert_eq!(code(kind), code_, "{kind:?}");
         }

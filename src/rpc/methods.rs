@@ -36,6 +36,12 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
         )?;
         module.register_method("llm.models", |_, gateway, _| gateway.models())?;
         module.register_method("llm.metrics", |_, gateway, _| gateway.metrics().snapshot())?;
+        module.register_async_method("ops.trace", |params, gateway, ext| async move {
+            super::ops::trace(&gateway, params.as_str(), &ext).await
+        })?;
+        module.register_async_method("ops.usage", |params, gateway, ext| async move {
+            super::ops::usage(&gateway, params.as_str(), &ext).await
+        })?;
         module.register_method("rpc.discover", move |_, _, _| openrpc.clone())?;
         Ok::<_, jsonrpsee::core::RegisterMethodError>(())
     })();
@@ -57,7 +63,7 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
     let span = call_span("llm.complete", &ctx);
     async {
         let call = call.inspect_err(log_invalid)?;
-        let completion = gateway.complete(call.request, call.timeout, &ctx).await?;
+        let completion = gateway.complete(call, &ctx).await?;
         Ok(complete_result(&completion, &ctx))
     }
     .instrument(span)
@@ -75,7 +81,7 @@ pub async fn start_stream(
     let span = call_span("llm.stream", &ctx);
     let stream = async {
         let call = call.inspect_err(log_invalid)?;
-        gateway.stream(call.request, call.timeout, &ctx).await
+        gateway.stream(call, &ctx).await
     }
     .instrument(span.clone())
     .await;
@@ -194,7 +200,13 @@ mod tests {
             idle_timeout: std::time::Duration::from_secs(1),
             max_in_flight: 1,
         };
-        let gateway = Gateway::new(registry, vec![], settings);
+        let gateway = Gateway::new(
+            registry,
+            vec![],
+            settings,
+            None,
+            crate::ledger::Prices::default(),
+        );
         let module = module(Arc::new(gateway)).unwrap();
         let mut registered: Vec<&str> = module.method_names().collect();
         registered.sort_unstable();

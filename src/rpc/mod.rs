@@ -4,6 +4,7 @@
 mod envelope;
 pub mod errors;
 pub mod methods;
+mod ops;
 mod params;
 mod sse;
 mod ws;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::context::{A2aContext, CallContext, TraceParent};
 use crate::error::Error;
+use crate::gateway::CallRequest;
 use crate::providers::{ChatRequest, Content, Message, Part, ReasoningEffort};
 
 #[derive(Debug, Deserialize)]
@@ -23,9 +24,7 @@ struct CompleteParams {
     timeout_ms: Option<i64>,
     #[serde(rename = "a2a_context")]
     _a2a_context: Option<Value>,
-    /// Checked here; the call ledger is what stores it.
-    #[serde(rename = "metadata")]
-    _metadata: Option<Map<String, Value>>,
+    metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,19 +34,12 @@ enum Stop {
     Many(Vec<String>),
 }
 
-/// A checked call, ready for the gateway.
-#[derive(Debug)]
-pub struct Call {
-    pub request: ChatRequest,
-    pub timeout: Option<Duration>,
-}
-
 /// Builds the call's context first, so that even an invalid call gets its trace id back, then
 /// checks the params. `raw` is the JSON text of `params`, if any.
 pub fn parse(
     raw: Option<&str>,
     traceparent: Option<&TraceParent>,
-) -> (CallContext, Result<Call, Error>) {
+) -> (CallContext, Result<CallRequest, Error>) {
     let value: Option<Value> = raw.and_then(|r| serde_json::from_str(r).ok());
     let a2a = value
         .as_ref()
@@ -71,7 +63,7 @@ pub fn parse(
     }
 }
 
-fn check(value: Option<Value>) -> Result<Call, Error> {
+fn check(value: Option<Value>) -> Result<CallRequest, Error> {
     let value = match value {
         Some(Value::Object(map)) => Value::Object(map),
         None => {
@@ -148,8 +140,8 @@ fn check(value: Option<Value>) -> Result<Call, Error> {
         Some(ms) if ms < 1 => return invalid("timeout_ms must be an integer ≥ 1"),
         ms => ms.map(|ms| Duration::from_millis(ms as u64)),
     };
-    Ok(Call {
-        request: ChatRequest {
+    Ok(CallRequest {
+        chat: ChatRequest {
             model: params.model,
             messages: params.messages,
             max_tokens,
@@ -159,6 +151,7 @@ fn check(value: Option<Value>) -> Result<Call, Error> {
             reasoning_effort: params.reasoning_effort,
         },
         timeout,
+        metadata: params.metadata.map(Value::Object),
     })
 }
 
@@ -185,7 +178,7 @@ mod tests {
         parse(Some(&text), None).1.unwrap_err().message
     }
 
-    fn ok(extra: Value) -> Call {
+    fn ok(extra: Value) -> CallRequest {
         let mut params =
             json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
         params
@@ -201,10 +194,10 @@ mod tests {
             "max_tokens": 5, "temperature": 0.5, "top_p": 1, "stop": "\n", "reasoning_effort": "low",
             "timeout_ms": 1500, "metadata": {"k": "v"}, "a2a_context": {"trace_id": "t-1"}
         }));
-        assert_eq!(call.request.max_tokens, Some(5));
-        assert_eq!(call.request.stop, vec!["\n".to_owned()]);
+        assert_eq!(call.chat.max_tokens, Some(5));
+        assert_eq!(call.chat.stop, vec!["\n".to_owned()]);
         assert_eq!(call.timeout, Some(Duration::from_millis(1500)));
-        assert_eq!(call.request.reasoning_effort, Some(ReasoningEffort::Low));
+        assert_eq!(call.chat.reasoning_effort, Some(ReasoningEffort::Low));
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub struct Metrics {
     active: Family<ProviderLabels, Gauge>,
     retries: Family<ProviderLabels, Counter>,
     circuit: Family<ProviderLabels, Gauge>,
+    ledger_dropped: Counter,
     total_requests: AtomicU64,
     total_tokens: AtomicU64,
     governance_violations: AtomicU64,
@@ -92,6 +93,7 @@ impl Default for Metrics {
         let retries = Family::<ProviderLabels, Counter>::default();
         let active = Family::<ProviderLabels, Gauge>::default();
         let circuit = Family::<ProviderLabels, Gauge>::default();
+        let ledger_dropped = Counter::default();
         registry.register(
             "llm_requests",
             "Calls answered, by outcome",
@@ -120,6 +122,11 @@ impl Default for Metrics {
             "Circuit breaker: 0 closed, 1 open, 2 half-open",
             circuit.clone(),
         );
+        registry.register(
+            "llm_ledger_dropped",
+            "Call records dropped because the ledger's queue was full",
+            ledger_dropped.clone(),
+        );
         for provider in ProviderName::ALL {
             // Present from the start so that dashboards see every provider at zero.
             active
@@ -143,6 +150,7 @@ impl Default for Metrics {
             active,
             retries,
             circuit,
+            ledger_dropped,
             total_requests: AtomicU64::new(0),
             total_tokens: AtomicU64::new(0),
             governance_violations: AtomicU64::new(0),
@@ -195,6 +203,12 @@ impl Metrics {
                 provider: provider.as_str(),
             })
             .set(value);
+    }
+
+    /// Brings the dropped-records counter up to the ledger's own count.
+    pub fn ledger_dropped(&self, dropped: u64) {
+        self.ledger_dropped
+            .inc_by(dropped.saturating_sub(self.ledger_dropped.get()));
     }
 
     /// Starts accounting for a call routed to `provider`; the guard records its end.

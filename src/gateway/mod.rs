@@ -16,13 +16,22 @@ use tokio::time::timeout_at;
 use crate::config::ProviderConfig;
 use crate::context::CallContext;
 use crate::error::{Error, ErrorKind};
+use crate::ledger::{Ledger, Prices};
 use crate::providers::{
-    ChatRequest, ChatResponse, EventStream, FinishReason, Provider, ProviderName, StreamEvent,
-    UpstreamTrace, Usage,
+    ChatRequest, ChatResponse, FinishReason, Provider, ProviderName, UpstreamTrace, Usage,
 };
 use crate::resilience::{Breaker, Deadline, Limiter, RetryPolicy};
 use crate::routing::{ModelRegistry, Route};
-use crate::telemetry::metrics::{CallMetrics, Metrics};
+use crate::telemetry::metrics::Metrics;
+
+mod attempts;
+mod finish;
+mod streaming;
+
+use attempts::Attempts;
+use finish::CallEnd;
+pub use finish::Recorders;
+use streaming::{StreamState, Tail};
 
 /// A finished non-streaming call.
 #[derive(Debug)]
@@ -42,6 +51,16 @@ pub struct StreamSummary {
     pub latency: Duration,
     pub ttft: Option<Duration>,
     pub attempts: u32,
+}
+
+/// A checked call, as the transports hand it over.
+#[derive(Debug)]
+pub struct CallRequest {
+    pub chat: ChatRequest,
+    /// The caller's deadline; the configured default otherwise.
+    pub timeout: Option<Duration>,
+    /// Free-form, for the ledger; never sent upstream.
+    pub metadata: Option<Value>,
 }
 
 /// One item of a streamed answer, in order; `Done` or `Failed` is always last.
@@ -90,12 +109,23 @@ pub struct Gateway {
     allowed: ArcSwap<Option<Vec<String>>>,
     settings: Settings,
     in_flight: Arc<Semaphore>,
-    metrics: Arc<Metrics>,
+    recorders: Recorders,
 }
 
 impl Gateway {
-    pub fn new(registry: ModelRegistry, upstreams: Vec<Upstream>, settings: Settings) -> Self {
-        let metrics = Arc::new(Metrics::default());
+    /// `ledger` is where finished calls are recorded, when there is one.
+    pub fn new(
+        registry: ModelRegistry,
+        upstreams: Vec<Upstream>,
+        settings: Settings,
+        ledger: Option<Ledger>,
+        prices: Prices,
+    ) -> Self {
+        let recorders = Recorders {
+            metrics: Arc::new(Metrics::default()),
+            ledger,
+            prices: Arc::new(prices),
+        };
         Self {
             registry,
             upstreams: upstreams
@@ -105,12 +135,16 @@ impl Gateway {
             allowed: ArcSwap::from_pointee(settings.allowed_models.clone()),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings,
-            metrics,
+            recorders,
         }
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.recorders.metrics
+    }
+
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.recorders.ledger.as_ref()
     }
 
     /// Replaces the allow-list (config reload); calls already routed are unaffected.
@@ -120,37 +154,42 @@ impl Gateway {
 
     pub async fn complete(
         &self,
-        req: ChatRequest,
-        timeout: Option<Duration>,
+        call: CallRequest,
         ctx: &CallContext,
     ) -> Result<Completion, Error> {
+        let CallRequest {
+            chat: mut req,
+            timeout,
+            metadata,
+        } = call;
         let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
-        let (_slot, mut attempts) = self.begin(&req.model, deadline)?;
-        let mut req = req;
+        let end = CallEnd::new(&self.recorders, ctx, "llm.complete", &req.model, metadata);
+        let (_slot, mut attempts) = self.begin(&req.model, deadline, end)?;
         let trace = upstream_trace(ctx);
         let mut failure = None;
-        let (route, response) = loop {
+        let response = loop {
             let (route, upstream, _permit) = match attempts.next(failure.take()).await {
                 Ok(next) => next,
                 Err(err) => return Err(attempts.fail(err)),
             };
             req.model.clone_from(&route.model);
-            let answer = bounded(
+            let answer = upstream.provider.complete(&req, &trace);
+            match bounded(
                 &deadline,
                 self.settings.first_byte_timeout,
                 route.provider,
                 "an answer",
-                upstream.provider.complete(&req, &trace),
-            );
-            match answer.await {
-                Ok(response) => break (route, response),
+                answer,
+            )
+            .await
+            {
+                Ok(response) => break response,
                 Err(err) => failure = Some(err),
             }
         };
-        let (call, total) = attempts.succeeded();
-        let latency = call.elapsed();
-        log_finished(&route, "ok", total, latency, None, &response.usage);
-        call.succeeded(&response.usage);
+        let (end, route) = attempts.succeeded();
+        let (latency, total) = (end.elapsed(), end.attempts());
+        end.succeeded(&response.usage);
         Ok(Completion {
             response,
             route,
@@ -162,32 +201,32 @@ impl Gateway {
     /// Starts a streamed answer. Until its first delta the stream may be retried or fall back;
     /// a failure before then is returned as `Err`, for transports to answer as the error of the
     /// request itself.
-    pub async fn stream(
-        &self,
-        req: ChatRequest,
-        timeout: Option<Duration>,
-        ctx: &CallContext,
-    ) -> Result<ChunkStream, Error> {
+    pub async fn stream(&self, call: CallRequest, ctx: &CallContext) -> Result<ChunkStream, Error> {
+        let CallRequest {
+            chat: mut req,
+            timeout,
+            metadata,
+        } = call;
         let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
-        let (slot, mut attempts) = self.begin(&req.model, deadline)?;
-        let mut req = req;
+        let end = CallEnd::new(&self.recorders, ctx, "llm.stream", &req.model, metadata);
+        let (slot, mut attempts) = self.begin(&req.model, deadline, end)?;
         let trace = upstream_trace(ctx);
         let mut failure = None;
-        let (route, tail, first, permit) = loop {
+        let (tail, first, permit) = loop {
             let (route, upstream, permit) = match attempts.next(failure.take()).await {
                 Ok(next) => next,
                 Err(err) => return Err(attempts.fail(err)),
             };
             req.model.clone_from(&route.model);
+            let start = upstream.provider.stream(&req, &trace);
             let opened = bounded(
                 &deadline,
                 self.settings.first_byte_timeout,
                 route.provider,
                 "the stream to start",
-                upstream.provider.stream(&req, &trace),
-            )
-            .await;
-            let mut tail = match opened {
+                start,
+            );
+            let mut tail = match opened.await {
                 Ok(upstream) => Tail::new(upstream, route.provider, self.settings.idle_timeout),
                 Err(err) => {
                     failure = Some(err);
@@ -195,24 +234,23 @@ impl Gateway {
                 }
             };
             match tail.next_delta(&deadline).await {
-                Ok(first) => break (route, tail, first, permit),
+                Ok(first) => break (tail, first, permit),
                 Err(err) => failure = Some(err),
             }
         };
-        let (mut call, total) = attempts.succeeded();
-        let (first, tail, call) = match first {
+        let (mut end, route) = attempts.succeeded();
+        let (first, tail, end) = match first {
             Some(text) => {
-                call.first_token();
-                (Chunk::Delta(text), Some(tail), Some(call))
+                end.first_token();
+                (Chunk::Delta(text), Some(tail), Some(end))
             }
-            None => (finished(&tail, &route, total, call), None, None),
+            None => (tail.finished(&route, end), None, None),
         };
         let state = StreamState {
             tail,
-            call,
+            end,
             route,
             deadline,
-            attempts: total,
             _held: (slot, permit),
         };
         let rest = stream::unfold(state, |mut state| async move {
@@ -226,39 +264,31 @@ impl Gateway {
         &self,
         name: &str,
         deadline: Deadline,
+        end: CallEnd,
     ) -> Result<(OwnedSemaphorePermit, Attempts<'_>), Error> {
-        let refuse = |err: Error| {
-            self.metrics.rejected(err.kind);
+        let refuse = |end: CallEnd, err: Error| {
             tracing::info!(
                 status = err.kind.as_str(),
                 model = name,
                 "call refused: {}",
                 err.message
             );
-            err
+            end.failed(err)
         };
-        let slot = Arc::clone(&self.in_flight)
-            .try_acquire_owned()
-            .map_err(|_| {
-                let limit = self.settings.max_in_flight;
-                refuse(Error::new(
-                    ErrorKind::Overloaded,
-                    format!("the service is at its limit of {limit} calls in flight; retry later"),
-                ))
-            })?;
-        let candidates = self.candidates(name).map_err(refuse)?;
-        let first = &candidates[0].0;
-        let call = self.metrics.start(first.provider, &first.model);
-        let attempts = Attempts {
-            candidates,
-            index: 0,
-            retries: 0,
-            total: 0,
-            deadline,
-            metrics: &self.metrics,
-            call,
+        let Ok(slot) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            let limit = self.settings.max_in_flight;
+            let message =
+                format!("the service is at its limit of {limit} calls in flight; retry later");
+            return Err(refuse(end, Error::new(ErrorKind::Overloaded, message)));
         };
-        Ok((slot, attempts))
+        let candidates = match self.candidates(name) {
+            Ok(candidates) => candidates,
+            Err(err) => return Err(refuse(end, err)),
+        };
+        Ok((
+            slot,
+            Attempts::new(candidates, deadline, &self.recorders.metrics, end),
+        ))
     }
 
     /// The models that may answer, in order: those whose provider has a key, or else the first
@@ -373,107 +403,14 @@ impl Gateway {
     /// The Prometheus exposition, with the breakers' current states.
     pub fn prometheus_text(&self) -> String {
         for (name, upstream) in &self.upstreams {
-            self.metrics.circuit(*name, upstream.breaker.state());
+            self.recorders
+                .metrics
+                .circuit(*name, upstream.breaker.state());
         }
-        self.metrics.encode()
-    }
-}
-
-/// The attempts of one call: retries of each candidate, then fallback to the next, all within
-/// the call's deadline.
-struct Attempts<'g> {
-    candidates: Vec<(Route, &'g Upstream)>,
-    index: usize,
-    /// Retries of the current candidate.
-    retries: u32,
-    /// Requests sent upstream, across candidates.
-    total: u32,
-    deadline: Deadline,
-    metrics: &'g Arc<Metrics>,
-    /// Until the call ends; dropping it unfinished records a cancellation.
-    call: CallMetrics,
-}
-
-impl<'g> Attempts<'g> {
-    /// The next request to make, after the last one failed with `failure`: the same candidate
-    /// after a backoff, or the next candidate. `Err` is the error to give up with.
-    async fn next(
-        &mut self,
-        failure: Option<Error>,
-    ) -> Result<(Route, &'g Upstream, Option<OwnedSemaphorePermit>), Error> {
-        if let Some(err) = failure {
-            let (route, upstream) = &self.candidates[self.index];
-            let err = err.with_provider(route.provider);
-            match err.kind {
-                ErrorKind::ProviderUnavailable | ErrorKind::Timeout => upstream.breaker.failed(),
-                // Busy is not broken: a rate limit says nothing of the provider's health.
-                ErrorKind::RateLimited => {}
-                // The provider answered; the fault is the request's.
-                _ => upstream.breaker.succeeded(),
-            }
-            match upstream.retry.next(err, self.retries, &self.deadline) {
-                Ok(wait) => {
-                    tracing::info!(
-                        provider = route.provider.as_str(),
-                        wait_ms = wait.as_millis() as u64,
-                        "attempt failed, retrying"
-                    );
-                    self.metrics.retried(route.provider);
-                    self.retries += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                Err(err) if err.retryable && !self.deadline.passed() => {
-                    self.fall_back(err)?;
-                }
-                Err(err) => return Err(err),
-            }
+        if let Some(ledger) = &self.recorders.ledger {
+            self.recorders.metrics.ledger_dropped(ledger.dropped());
         }
-        loop {
-            let (route, upstream) = self.candidates[self.index].clone();
-            let permit = upstream
-                .limiter
-                .acquire(route.provider, &self.deadline)
-                .await?;
-            if upstream.breaker.allow() {
-                self.total += 1;
-                return Ok((route, upstream, permit));
-            }
-            let open = Error::new(
-                ErrorKind::ProviderUnavailable,
-                format!(
-                    "{}'s circuit is open after repeated failures",
-                    route.provider
-                ),
-            )
-            .with_provider(route.provider);
-            self.fall_back(open)?;
-        }
-    }
-
-    /// Moves on to the next candidate, or gives up with `err` when there is none.
-    fn fall_back(&mut self, err: Error) -> Result<(), Error> {
-        if self.index + 1 >= self.candidates.len() {
-            return Err(err);
-        }
-        let from = self.candidates[self.index].0.id();
-        self.index += 1;
-        self.retries = 0;
-        let to = &self.candidates[self.index].0;
-        tracing::info!(from, to = to.id(), "falling back: {}", err.message);
-        self.call.reroute(to.provider, &to.model);
-        Ok(())
-    }
-
-    /// Ends the call as a failure: counted, logged, and reported with its attempts.
-    fn fail(self, err: Error) -> Error {
-        let route = &self.candidates[self.index].0;
-        let err = err.with_provider(route.provider).with_attempts(self.total);
-        fail(err, route, self.call)
-    }
-
-    fn succeeded(self) -> (CallMetrics, u32) {
-        self.candidates[self.index].1.breaker.succeeded();
-        (self.call, self.total)
+        self.recorders.metrics.encode()
     }
 }
 
@@ -503,143 +440,5 @@ fn upstream_trace(ctx: &CallContext) -> UpstreamTrace {
     UpstreamTrace {
         traceparent: ctx.upstream_traceparent(&ctx.span_id),
         request_id: ctx.trace_id.clone(),
-    }
-}
-
-fn fail(err: Error, route: &Route, call: CallMetrics) -> Error {
-    let attempts = err.attempts.unwrap_or(1);
-    log_finished(
-        route,
-        err.kind.as_str(),
-        attempts,
-        call.elapsed(),
-        None,
-        &Usage::default(),
-    );
-    tracing::info!(error = %err.message, status = err.status, "call failed");
-    call.failed(err.kind);
-    err
-}
-
-fn log_finished(
-    route: &Route,
-    status: &str,
-    attempts: u32,
-    latency: Duration,
-    ttft: Option<Duration>,
-    usage: &Usage,
-) {
-    tracing::info!(
-        provider = route.provider.as_str(),
-        model = route.model,
-        status,
-        attempts,
-        latency_ms = latency.as_millis() as u64,
-        ttft_ms = ttft.map(|t| t.as_millis() as u64),
-        prompt_tokens = usage.prompt_tokens,
-        completion_tokens = usage.completion_tokens,
-        "call finished"
-    );
-}
-
-/// The upstream events of one stream, read up to each delta.
-struct Tail {
-    upstream: EventStream,
-    provider: ProviderName,
-    idle: Duration,
-    finish: Option<FinishReason>,
-    usage: Option<Usage>,
-}
-
-impl Tail {
-    fn new(upstream: EventStream, provider: ProviderName, idle: Duration) -> Self {
-        Self {
-            upstream,
-            provider,
-            idle,
-            finish: None,
-            usage: None,
-        }
-    }
-
-    /// The next delta; `None` when the provider finished the answer.
-    async fn next_delta(&mut self, deadline: &Deadline) -> Result<Option<String>, Error> {
-        loop {
-            let next = bounded(
-                deadline,
-                self.idle,
-                self.provider,
-                "the next event",
-                async { Ok(self.upstream.next().await) },
-            );
-            match next.await? {
-                None if self.finish.is_some() => return Ok(None),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::ProviderUnavailable,
-                        format!(
-                            "{} ended the stream before the answer finished",
-                            self.provider
-                        ),
-                    ));
-                }
-                Some(Err(err)) => return Err(err),
-                Some(Ok(StreamEvent::Delta(text))) => return Ok(Some(text)),
-                Some(Ok(StreamEvent::Usage(usage))) => self.usage = Some(usage),
-                Some(Ok(StreamEvent::Finish(reason))) => self.finish = Some(reason),
-                Some(Ok(StreamEvent::Model(_))) => {}
-            }
-        }
-    }
-}
-
-/// The `Done` chunk of a stream whose provider finished.
-fn finished(tail: &Tail, route: &Route, attempts: u32, mut call: CallMetrics) -> Chunk {
-    let finish_reason = tail.finish.unwrap_or(FinishReason::Other);
-    let usage = tail.usage.unwrap_or_default();
-    let ttft = Some(call.first_token());
-    let latency = call.elapsed();
-    log_finished(route, "ok", attempts, latency, ttft, &usage);
-    call.succeeded(&usage);
-    Chunk::Done(StreamSummary {
-        finish_reason,
-        usage,
-        route: route.clone(),
-        latency,
-        ttft,
-        attempts,
-    })
-}
-
-struct StreamState {
-    /// `None` once the stream has ended.
-    tail: Option<Tail>,
-    call: Option<CallMetrics>,
-    route: Route,
-    deadline: Deadline,
-    attempts: u32,
-    /// The in-flight slot and the provider's concurrency permit, held until the stream ends.
-    _held: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
-}
-
-impl StreamState {
-    async fn next_chunk(&mut self) -> Option<Chunk> {
-        let mut tail = self.tail.take()?;
-        // Held locally while waiting: if the caller goes away, dropping it records a cancellation.
-        let call = self.call.take()?;
-        match tail.next_delta(&self.deadline).await {
-            Ok(Some(text)) => {
-                self.tail = Some(tail);
-                self.call = Some(call);
-                Some(Chunk::Delta(text))
-            }
-            Ok(None) => Some(finished(&tail, &self.route, self.attempts, call)),
-            Err(err) => {
-                let err = err
-                    .with_provider(self.route.provider)
-                    .with_attempts(self.attempts);
-                Some(Chunk::Failed(fail(err, &self.route, call)))
-            }
-        }
     }
 }

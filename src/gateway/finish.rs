@@ -1,0 +1,182 @@
+//! The end of a call, in one place: metrics, the finished-call log line and the ledger record.
+//! A call dropped before it finished (its caller went away) is recorded as `cancelled`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::context::CallContext;
+use crate::error::Error;
+use crate::ledger::{self, AttemptRecord, CallRecord, Ledger, Prices};
+use crate::providers::Usage;
+use crate::routing::Route;
+use crate::telemetry::metrics::{CallMetrics, Metrics};
+
+/// Where finished calls go; shared by every call.
+#[derive(Clone)]
+pub struct Recorders {
+    pub metrics: Arc<Metrics>,
+    pub ledger: Option<Ledger>,
+    pub prices: Arc<Prices>,
+}
+
+pub(super) struct CallEnd {
+    recorders: Recorders,
+    /// Set once the call is routed; refusals before routing are counted without it.
+    metrics: Option<CallMetrics>,
+    record: CallRecord,
+    started: Instant,
+    ttft: Option<Duration>,
+    done: bool,
+}
+
+impl CallEnd {
+    pub(super) fn new(
+        recorders: &Recorders,
+        ctx: &CallContext,
+        method: &'static str,
+        requested_model: &str,
+        metadata: Option<Value>,
+    ) -> Self {
+        let a2a = &ctx.a2a;
+        let record = CallRecord {
+            trace_id: ctx.trace_id.clone(),
+            span_id: ctx.span_id.clone(),
+            source_agent: a2a.source_agent.clone(),
+            target_agent: a2a.target_agent.clone(),
+            session_id: a2a.session_id.clone(),
+            conversation_id: a2a.conversation_id.clone(),
+            method: method.to_owned(),
+            requested_model: requested_model.to_owned(),
+            metadata,
+            started_at: ledger::now_ms(),
+            ..CallRecord::default()
+        };
+        Self {
+            recorders: recorders.clone(),
+            metrics: None,
+            record,
+            started: Instant::now(),
+            ttft: None,
+            done: false,
+        }
+    }
+
+    /// The call has a provider: from here on it is counted against it.
+    pub(super) fn routed(&mut self, route: &Route) {
+        let metrics = self.recorders.metrics.start(route.provider, &route.model);
+        self.metrics = Some(metrics);
+        self.set_route(route);
+    }
+
+    /// A fallback takes over.
+    pub(super) fn reroute(&mut self, route: &Route) {
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.reroute(route.provider, &route.model);
+        }
+        self.set_route(route);
+    }
+
+    fn set_route(&mut self, route: &Route) {
+        self.record.provider = Some(route.provider.as_str().to_owned());
+        self.record.model = Some(route.model.clone());
+    }
+
+    /// One upstream request and how it ended.
+    pub(super) fn attempt(
+        &mut self,
+        route: &Route,
+        started_at: i64,
+        latency: Duration,
+        failure: Option<&Error>,
+    ) {
+        self.record.attempts.push(AttemptRecord {
+            provider: route.provider.as_str().to_owned(),
+            model: route.model.clone(),
+            status: failure.map_or("ok", |e| e.kind.as_str()).to_owned(),
+            http_status: failure.and_then(|e| e.status),
+            latency_ms: latency.as_millis() as u64,
+            started_at,
+        });
+    }
+
+    pub(super) fn attempts(&self) -> u32 {
+        self.record.attempts.len() as u32
+    }
+
+    pub(super) fn first_token(&mut self) {
+        if self.ttft.is_none() {
+            self.ttft = Some(self.started.elapsed());
+            if let Some(metrics) = self.metrics.as_mut() {
+                metrics.first_token();
+            }
+        }
+    }
+
+    pub(super) fn ttft(&self) -> Option<Duration> {
+        self.ttft
+    }
+
+    pub(super) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub(super) fn succeeded(mut self, usage: &Usage) {
+        if let Some(metrics) = self.metrics.take() {
+            metrics.succeeded(usage);
+        }
+        self.finish("ok", None, *usage);
+    }
+
+    /// Ends the call with `err`, which is returned with the attempts made.
+    pub(super) fn failed(mut self, err: Error) -> Error {
+        let err = err.with_attempts(self.attempts());
+        match self.metrics.take() {
+            Some(metrics) => metrics.failed(err.kind),
+            None => self.recorders.metrics.rejected(err.kind),
+        }
+        tracing::info!(error = %err.message, status = err.status, "call failed");
+        self.finish(err.kind.as_str(), Some(&err), Usage::default());
+        err
+    }
+
+    fn finish(&mut self, status: &str, err: Option<&Error>, usage: Usage) {
+        self.done = true;
+        let latency = self.started.elapsed();
+        let record = &mut self.record;
+        tracing::info!(
+            provider = record.provider.as_deref(),
+            model = record.model.as_deref(),
+            status,
+            attempts = record.attempts.len(),
+            latency_ms = latency.as_millis() as u64,
+            ttft_ms = self.ttft.map(|t| t.as_millis() as u64),
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            "call finished"
+        );
+        let Some(ledger) = &self.recorders.ledger else {
+            return;
+        };
+        record.status = status.to_owned();
+        record.error_message = err.map(|e| e.message.clone());
+        record.latency_ms = latency.as_millis() as u64;
+        record.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
+        record.usage = usage;
+        if let (Some(provider), Some(model)) = (&record.provider, &record.model) {
+            record.cost_usd = self.recorders.prices.cost(provider, model, &usage);
+        }
+        record.finished_at = ledger::now_ms();
+        ledger.record(std::mem::take(record));
+    }
+}
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        if !self.done {
+            // The metrics guard, dropped with us, counts the cancellation itself.
+            self.finish("cancelled", None, Usage::default());
+        }
+    }
+}

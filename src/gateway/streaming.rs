@@ -1,0 +1,109 @@
+//! A streamed answer after its first delta: read up to each next delta within the idle limit
+//! and the call's deadline, ending with `Done` or `Failed`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::finish::CallEnd;
+use super::{Chunk, StreamSummary, bounded};
+use crate::error::{Error, ErrorKind};
+use crate::providers::{EventStream, FinishReason, ProviderName, StreamEvent, Usage};
+use crate::resilience::Deadline;
+use crate::routing::Route;
+
+/// The upstream events of one stream, read up to each delta.
+pub(super) struct Tail {
+    upstream: EventStream,
+    provider: ProviderName,
+    idle: Duration,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+}
+
+impl Tail {
+    pub(super) fn new(upstream: EventStream, provider: ProviderName, idle: Duration) -> Self {
+        Self {
+            upstream,
+            provider,
+            idle,
+            finish: None,
+            usage: None,
+        }
+    }
+
+    /// The next delta; `None` when the provider finished the answer.
+    pub(super) async fn next_delta(
+        &mut self,
+        deadline: &Deadline,
+    ) -> Result<Option<String>, Error> {
+        loop {
+            let next = bounded(
+                deadline,
+                self.idle,
+                self.provider,
+                "the next event",
+                async { Ok(self.upstream.next().await) },
+            );
+            match next.await? {
+                None if self.finish.is_some() => return Ok(None),
+                None => {
+                    let provider = self.provider;
+                    let message = format!("{provider} ended the stream before the answer finished");
+                    return Err(Error::new(ErrorKind::ProviderUnavailable, message));
+                }
+                Some(Err(err)) => return Err(err),
+                Some(Ok(StreamEvent::Delta(text))) => return Ok(Some(text)),
+                Some(Ok(StreamEvent::Usage(usage))) => self.usage = Some(usage),
+                Some(Ok(StreamEvent::Finish(reason))) => self.finish = Some(reason),
+                Some(Ok(StreamEvent::Model(_))) => {}
+            }
+        }
+    }
+
+    /// The `Done` chunk of a stream whose provider finished.
+    pub(super) fn finished(&self, route: &Route, mut end: CallEnd) -> Chunk {
+        let usage = self.usage.unwrap_or_default();
+        end.first_token();
+        let summary = StreamSummary {
+            finish_reason: self.finish.unwrap_or(FinishReason::Other),
+            usage,
+            route: route.clone(),
+            latency: end.elapsed(),
+            ttft: end.ttft(),
+            attempts: end.attempts(),
+        };
+        end.succeeded(&usage);
+        Chunk::Done(summary)
+    }
+}
+
+pub(super) struct StreamState {
+    /// Both `None` once the stream has ended.
+    pub(super) tail: Option<Tail>,
+    pub(super) end: Option<CallEnd>,
+    pub(super) route: Route,
+    pub(super) deadline: Deadline,
+    /// The in-flight slot and the provider's concurrency permit, held until the stream ends.
+    pub(super) _held: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+}
+
+impl StreamState {
+    pub(super) async fn next_chunk(&mut self) -> Option<Chunk> {
+        let mut tail = self.tail.take()?;
+        // Held locally while waiting: if the caller goes away, dropping it records a cancellation.
+        let end = self.end.take()?;
+        match tail.next_delta(&self.deadline).await {
+            Ok(Some(text)) => {
+                self.tail = Some(tail);
+                self.end = Some(end);
+                Some(Chunk::Delta(text))
+            }
+            Ok(None) => Some(tail.finished(&self.route, end)),
+            Err(err) => Some(Chunk::Failed(
+                end.failed(err.with_provider(self.route.provider)),
+            )),
+        }
+    }
+}
