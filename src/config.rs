@@ -349,7 +349,7 @@ impl Config {
             drain_timeout: read.millis(
                 "LLMRPC_DRAIN_TIMEOUT_MS",
                 file_config.drain_timeout_ms,
-                30_000,
+                65_000,
             )?,
             database_url: env("LLMRPC_DATABASE_URL")
                 .or(file_config.database_url)

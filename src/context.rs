@@ -139,6 +139,9 @@ pub struct CallContext {
     pub w3c_trace_id: String,
     /// This call's own span id (16 hex), returned as `a2a_context.span_id`.
     pub span_id: String,
+    /// The caller's span, parent of this call's: from `a2a_context.span_id`, or from a
+    /// `traceparent` header of the same trace.
+    pub parent_span_id: Option<String>,
     /// The context as received, to be echoed back with the ids filled in.
     pub a2a: A2aContext,
 }
@@ -154,6 +157,10 @@ impl CallContext {
             (None, None) => new_trace_id(),
         };
         let w3c_trace_id = w3c_trace_id(&trace_id);
+        let from_header = traceparent
+            .filter(|tp| tp.trace_id == w3c_trace_id)
+            .map(|tp| tp.parent_id.clone());
+        let parent_span_id = a2a.span_id.clone().or(from_header);
         let span_id = new_span_id();
         a2a.trace_id = Some(trace_id.clone());
         a2a.span_id = Some(span_id.clone());
@@ -161,8 +168,16 @@ impl CallContext {
             trace_id,
             w3c_trace_id,
             span_id,
+            parent_span_id,
             a2a,
         }
+    }
+
+    /// Takes the span id the tracing layer gave this call's span, so that answers, upstream
+    /// requests and exported spans name the same span.
+    pub fn adopt_span_id(&mut self, span_id: String) {
+        self.a2a.span_id = Some(span_id.clone());
+        self.span_id = span_id;
     }
 
     /// The `traceparent` for an upstream request made under `parent_span`.

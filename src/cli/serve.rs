@@ -20,7 +20,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     if let Some(addr) = addr {
         config.addr = addr;
     }
-    telemetry::init_logging(&config.log_filter, config.log_format)?;
+    let telemetry = telemetry::init(&config.log_filter, config.log_format)?;
 
     let client =
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
@@ -97,6 +97,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         Ok(Err(e)) => tracing::error!("ledger: last records not written: {e}"),
         Err(_) => tracing::error!("ledger: gave up writing the last records after 10 s"),
     }
+    telemetry.shutdown();
     tracing::info!("stopped");
     Ok(())
 }

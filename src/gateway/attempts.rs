@@ -58,6 +58,8 @@ impl<'g> Attempts<'g> {
                     .attempt(route, started_at, sent.elapsed(), Some(&err));
             }
             match err.kind {
+                // The caller's own deadline passing says nothing of the provider either.
+                ErrorKind::Timeout if self.deadline.passed() => {}
                 ErrorKind::ProviderUnavailable | ErrorKind::Timeout => upstream.breaker.failed(),
                 // Busy is not broken: a rate limit says nothing of the provider's health.
                 ErrorKind::RateLimited => {}
@@ -112,6 +114,11 @@ impl<'g> Attempts<'g> {
         tracing::info!(from, to = to.id(), "falling back: {}", err.message);
         self.end.reroute(to);
         Ok(())
+    }
+
+    /// The number of the request about to be made, from 1.
+    pub(super) fn number(&self) -> u32 {
+        self.end.attempts() + 1
     }
 
     /// Ends the call as a failure: counted, logged, recorded, and reported with its attempts.

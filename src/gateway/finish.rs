@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::context::CallContext;
 use crate::error::Error;
 use crate::ledger::{self, AttemptRecord, CallRecord, Ledger, Prices};
-use crate::providers::Usage;
+use crate::providers::{FinishReason, Usage};
 use crate::routing::Route;
 use crate::telemetry::metrics::{CallMetrics, Metrics};
 
@@ -122,10 +122,21 @@ impl CallEnd {
         self.started.elapsed()
     }
 
-    pub(super) fn succeeded(mut self, usage: &Usage) {
+    pub(super) fn succeeded(
+        mut self,
+        usage: &Usage,
+        finish: FinishReason,
+        response_model: Option<&str>,
+    ) {
         if let Some(metrics) = self.metrics.take() {
             metrics.succeeded(usage);
         }
+        let span = tracing::Span::current();
+        span.record("gen_ai.response.finish_reasons", finish.as_str());
+        span.record(
+            "gen_ai.response.model",
+            response_model.or(self.record.model.as_deref()),
+        );
         self.finish("ok", None, *usage);
     }
 
@@ -137,6 +148,7 @@ impl CallEnd {
             None => self.recorders.metrics.rejected(err.kind),
         }
         tracing::info!(error = %err.message, status = err.status, "call failed");
+        tracing::Span::current().record("error.type", err.kind.as_str());
         self.finish(err.kind.as_str(), Some(&err), Usage::default());
         err
     }
@@ -145,6 +157,11 @@ impl CallEnd {
         self.done = true;
         let latency = self.started.elapsed();
         let record = &mut self.record;
+        let span = tracing::Span::current();
+        span.record("gen_ai.system", record.provider.as_deref());
+        span.record("gen_ai.request.model", record.model.as_deref());
+        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
         tracing::info!(
             provider = record.provider.as_deref(),
             model = record.model.as_deref(),

@@ -22,7 +22,9 @@ use crate::providers::{
 };
 use crate::resilience::{Breaker, Deadline, Limiter, RetryPolicy};
 use crate::routing::{ModelRegistry, Route};
+use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
+use tracing::Instrument;
 
 mod attempts;
 mod finish;
@@ -165,7 +167,6 @@ impl Gateway {
         let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
         let end = CallEnd::new(&self.recorders, ctx, "llm.complete", &req.model, metadata);
         let (_slot, mut attempts) = self.begin(&req.model, deadline, end)?;
-        let trace = upstream_trace(ctx);
         let mut failure = None;
         let response = loop {
             let (route, upstream, _permit) = match attempts.next(failure.take()).await {
@@ -173,23 +174,24 @@ impl Gateway {
                 Err(err) => return Err(attempts.fail(err)),
             };
             req.model.clone_from(&route.model);
+            let span =
+                telemetry::attempt_span(route.provider.as_str(), &route.model, attempts.number());
+            let trace = upstream_trace(ctx, &span);
             let answer = upstream.provider.complete(&req, &trace);
-            match bounded(
-                &deadline,
-                self.settings.first_byte_timeout,
-                route.provider,
-                "an answer",
-                answer,
-            )
-            .await
-            {
+            let limit = self.settings.first_byte_timeout;
+            let answer = bounded(&deadline, limit, route.provider, "an answer", answer);
+            match answer.instrument(span.clone()).await {
                 Ok(response) => break response,
-                Err(err) => failure = Some(err),
+                Err(err) => failure = Some(attempt_failed(&span, err)),
             }
         };
         let (end, route) = attempts.succeeded();
         let (latency, total) = (end.elapsed(), end.attempts());
-        end.succeeded(&response.usage);
+        end.succeeded(
+            &response.usage,
+            response.finish_reason,
+            response.model.as_deref(),
+        );
         Ok(Completion {
             response,
             route,
@@ -210,7 +212,6 @@ impl Gateway {
         let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
         let end = CallEnd::new(&self.recorders, ctx, "llm.stream", &req.model, metadata);
         let (slot, mut attempts) = self.begin(&req.model, deadline, end)?;
-        let trace = upstream_trace(ctx);
         let mut failure = None;
         let (tail, first, permit) = loop {
             let (route, upstream, permit) = match attempts.next(failure.take()).await {
@@ -218,24 +219,28 @@ impl Gateway {
                 Err(err) => return Err(attempts.fail(err)),
             };
             req.model.clone_from(&route.model);
+            let span =
+                telemetry::attempt_span(route.provider.as_str(), &route.model, attempts.number());
+            let trace = upstream_trace(ctx, &span);
             let start = upstream.provider.stream(&req, &trace);
+            let limit = self.settings.first_byte_timeout;
             let opened = bounded(
                 &deadline,
-                self.settings.first_byte_timeout,
+                limit,
                 route.provider,
                 "the stream to start",
                 start,
             );
-            let mut tail = match opened.await {
+            let mut tail = match opened.instrument(span.clone()).await {
                 Ok(upstream) => Tail::new(upstream, route.provider, self.settings.idle_timeout),
                 Err(err) => {
-                    failure = Some(err);
+                    failure = Some(attempt_failed(&span, err));
                     continue;
                 }
             };
-            match tail.next_delta(&deadline).await {
+            match tail.next_delta(&deadline).instrument(span.clone()).await {
                 Ok(first) => break (tail, first, permit),
-                Err(err) => failure = Some(err),
+                Err(err) => failure = Some(attempt_failed(&span, err)),
             }
         };
         let (mut end, route) = attempts.succeeded();
@@ -436,9 +441,21 @@ async fn bounded<T>(
     }
 }
 
-fn upstream_trace(ctx: &CallContext) -> UpstreamTrace {
+/// The trace headers of an upstream request: under the attempt's span when spans are exported,
+/// under the call's otherwise.
+fn upstream_trace(ctx: &CallContext, attempt: &tracing::Span) -> UpstreamTrace {
+    let traceparent =
+        telemetry::traceparent(attempt).unwrap_or_else(|| ctx.upstream_traceparent(&ctx.span_id));
     UpstreamTrace {
-        traceparent: ctx.upstream_traceparent(&ctx.span_id),
+        traceparent,
         request_id: ctx.trace_id.clone(),
     }
+}
+
+fn attempt_failed(span: &tracing::Span, err: Error) -> Error {
+    span.record("error.type", err.kind.as_str());
+    if let Some(status) = err.status {
+        span.record("http.response.status_code", status);
+    }
+    err
 }

@@ -65,16 +65,17 @@ impl Tail {
     /// The `Done` chunk of a stream whose provider finished.
     pub(super) fn finished(&self, route: &Route, mut end: CallEnd) -> Chunk {
         let usage = self.usage.unwrap_or_default();
+        let finish_reason = self.finish.unwrap_or(FinishReason::Other);
         end.first_token();
         let summary = StreamSummary {
-            finish_reason: self.finish.unwrap_or(FinishReason::Other),
+            finish_reason,
             usage,
             route: route.clone(),
             latency: end.elapsed(),
             ttft: end.ttft(),
             attempts: end.attempts(),
         };
-        end.succeeded(&usage);
+        end.succeeded(&usage, finish_reason, None);
         Chunk::Done(summary)
     }
 }

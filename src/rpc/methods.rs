@@ -14,6 +14,7 @@ use super::params;
 use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
+use crate::telemetry;
 
 /// The OpenRPC document: one file, served by `rpc.discover` and published in `proto-docs/`.
 pub const OPENRPC: &str = include_str!("../../proto-docs/openrpc.json");
@@ -49,18 +50,9 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
     Ok(module)
 }
 
-/// The span every log line of a call is written in.
-pub fn call_span(method: &'static str, ctx: &CallContext) -> tracing::Span {
-    let span = tracing::info_span!("call", method, trace_id = %ctx.trace_id, source_agent = tracing::field::Empty);
-    if let Some(agent) = &ctx.a2a.source_agent {
-        span.record("source_agent", agent.as_str());
-    }
-    span
-}
-
 async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
-    let (ctx, call) = params::parse(params, ext.get::<TraceParent>());
-    let span = call_span("llm.complete", &ctx);
+    let (mut ctx, call) = params::parse(params, ext.get::<TraceParent>());
+    let span = telemetry::call_span("llm.complete", &mut ctx);
     async {
         let call = call.inspect_err(log_invalid)?;
         let completion = gateway.complete(call, &ctx).await?;
@@ -77,8 +69,8 @@ pub async fn start_stream(
     params: Option<&str>,
     traceparent: Option<&TraceParent>,
 ) -> (CallContext, tracing::Span, Result<ChunkStream, Error>) {
-    let (ctx, call) = params::parse(params, traceparent);
-    let span = call_span("llm.stream", &ctx);
+    let (mut ctx, call) = params::parse(params, traceparent);
+    let span = telemetry::call_span("llm.stream", &mut ctx);
     let stream = async {
         let call = call.inspect_err(log_invalid)?;
         gateway.stream(call, &ctx).await

@@ -92,6 +92,8 @@ pub async fn serve(
             stop_handle.clone().shutdown(),
         ));
     }
+    // New connections are refused from here on, not left waiting.
+    drop(listener);
     drop(stop_handle);
     tracing::info!("shutting down: draining in-flight calls");
     let _ = server_handle.stop();
