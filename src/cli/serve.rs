@@ -54,18 +54,13 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         idle_timeout: config.idle_timeout,
         max_in_flight: config.max_in_flight,
     };
-    let store = ledger::open(&config.database_url)
-        .await
-        .map_err(|e| format!("ledger: {e}"))?;
-    let scheme = config.database_url.split(':').next().unwrap_or_default();
-    tracing::info!(backend = scheme, "call ledger open");
-    let ledger = Ledger::start(store, config.ledger_capacity, Some(config.ledger_retention));
+    let ledger = open_ledger(&config).await?;
     let prices = Prices::new(config.prices.clone());
     let gateway = Arc::new(Gateway::new(
         registry,
         upstreams,
         settings,
-        Some(ledger.clone()),
+        ledger.clone(),
         prices,
     ));
 
@@ -92,14 +87,34 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     };
     rpc::serve(listener, gateway, limits, shutdown_signal()).await?;
     // What the drained calls recorded is written before the process ends.
-    match tokio::time::timeout(Duration::from_secs(10), ledger.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("ledger: last records not written: {e}"),
-        Err(_) => tracing::error!("ledger: gave up writing the last records after 10 s"),
+    if let Some(ledger) = ledger {
+        match tokio::time::timeout(Duration::from_secs(10), ledger.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("ledger: last records not written: {e}"),
+            Err(_) => tracing::error!("ledger: gave up writing the last records after 10 s"),
+        }
     }
     telemetry.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The call ledger, unless `LLMRPC_DATABASE_URL` is `off`.
+async fn open_ledger(config: &Config) -> Result<Option<Ledger>, String> {
+    if config.database_url == "off" {
+        tracing::warn!("the call ledger is off: ops.trace and ops.usage will find nothing");
+        return Ok(None);
+    }
+    let store = ledger::open(&config.database_url)
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    let backend = config.database_url.split(':').next().unwrap_or_default();
+    tracing::info!(backend, "call ledger open");
+    Ok(Some(Ledger::start(
+        store,
+        config.ledger_capacity,
+        Some(config.ledger_retention),
+    )))
 }
 
 /// SIGHUP re-reads the config file; the allow-list is what takes effect without a restart.

@@ -1,0 +1,131 @@
+"""Writes docs/benchmarks.md from the JSON that bench/run.sh (and bench/compare.sh) left in OUT."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+out = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(out, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def read(name, default=""):
+    path = os.path.join(out, name)
+    return open(path).read().strip() if os.path.exists(path) else default
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+ticks_per_second = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_us_per_request(name):
+    ticks, r = read(name + ".ticks"), load(name)
+    if not ticks or not r or not r["requests"]:
+        return None
+    return int(ticks) / ticks_per_second * 1e6 / r["requests"]
+
+
+def ms(x):
+    return "–" if x is None else f"{x:.3f}"
+
+
+def pct(r, key, q):
+    return None if not r or not r.get(key) else r[key][q]
+
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem_gib = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 2**20
+lines = []
+w = lines.append
+w("# Benchmarks")
+w("")
+w("Produced by `bench/run.sh` (with `COMPARE=1` for LiteLLM), which writes this file. Everything")
+w("runs on one machine over 127.0.0.1: the load generator (`llmrpc bench`), the mock upstream")
+w("(`llmrpc mock-upstream`) and the service under test share its cores, as they would in CI.")
+w("The service runs with `LLMRPC_LOG=warn` and its default SQLite ledger.")
+w("")
+w(f"- Machine: {os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Linux {platform.release()}")
+w(f"- llmrpc {sh('git', 'rev-parse', '--short', 'HEAD')}, {sh('rustc', '--version')}, release build")
+version = read("litellm_version.txt")
+if version:
+    w(f"- LiteLLM {version} proxy: 2 workers, master key, no database, callbacks off")
+w(f"- Each measurement: {load('direct-c1')['seconds'] if load('direct-c1') else '?'} s after a warm-up")
+w("")
+w("## llm.complete: throughput and latency")
+w("")
+w("Added latency is through llmrpc minus direct to the mock, at the same concurrency.")
+w("")
+w("| connections | direct req/s | llmrpc req/s | llmrpc/direct | LiteLLM req/s | llmrpc/LiteLLM | direct p50 / p99 ms | llmrpc p50 / p99 ms | added p50 / p99 ms | llmrpc CPU µs/req |")
+w("|---|---|---|---|---|---|---|---|---|---|")
+for c in (1, 16, 128):
+    d, t, l = load(f"direct-c{c}"), load(f"through-c{c}"), load(f"litellm-c{c}")
+    if not d or not t:
+        continue
+    ratio = t["requests_per_second"] / d["requests_per_second"]
+    lite = f"{l['requests_per_second']:.0f}" if l else "–"
+    vs = f"{t['requests_per_second'] / l['requests_per_second']:.0f}×" if l and l["requests_per_second"] else "–"
+    added = f"{t['latency_ms']['p50'] - d['latency_ms']['p50']:.3f} / {t['latency_ms']['p99'] - d['latency_ms']['p99']:.3f}"
+    cpu_us = cpu_us_per_request(f"through-c{c}")
+    w(f"| {c} | {d['requests_per_second']:.0f} | {t['requests_per_second']:.0f} | {ratio:.0%} | {lite} | {vs} "
+      f"| {ms(d['latency_ms']['p50'])} / {ms(d['latency_ms']['p99'])} | {ms(t['latency_ms']['p50'])} / {ms(t['latency_ms']['p99'])} "
+      f"| {added} | {'–' if cpu_us is None else f'{cpu_us:.0f}'} |")
+w("")
+w("## llm.stream: time to first chunk, and 1,000 streams at once")
+w("")
+d, t, l = load("direct-stream"), load("through-stream"), load("litellm-stream")
+if d and t:
+    w("One stream at a time (SSE; 20 chunks 2 ms apart):")
+    w("")
+    w("| | first chunk p50 ms | p99 ms |")
+    w("|---|---|---|")
+    w(f"| direct | {ms(pct(d, 'first_chunk_ms', 'p50'))} | {ms(pct(d, 'first_chunk_ms', 'p99'))} |")
+    w(f"| llmrpc | {ms(pct(t, 'first_chunk_ms', 'p50'))} | {ms(pct(t, 'first_chunk_ms', 'p99'))} |")
+    if l and l.get("first_chunk_ms"):
+        w(f"| LiteLLM | {ms(pct(l, 'first_chunk_ms', 'p50'))} | {ms(pct(l, 'first_chunk_ms', 'p99'))} |")
+    added = pct(t, "first_chunk_ms", "p50") - pct(d, "first_chunk_ms", "p50")
+    w(f"| added by llmrpc | {added:.3f} | |")
+    w("")
+s = load("streams-1000")
+if s:
+    rss = read("peak_rss_kb.txt")
+    w(f"1,000 WebSocket subscriptions held at once (50 chunks 20 ms apart, each about a second): "
+      f"{s['requests']} streams completed, {s['errors']} errors, stream duration p50 {ms(pct(s, 'latency_ms', 'p50'))} ms, "
+      f"p99 {ms(pct(s, 'latency_ms', 'p99'))} ms, max {ms(pct(s, 'latency_ms', 'max'))} ms. "
+      f"Peak resident memory of the service over the whole run (VmHWM): {int(rss) / 1024:.1f} MiB." if rss else "")
+    w("")
+w("## The ledger's cost")
+w("")
+on, off = load("through-c16"), load("no-ledger-c16")
+if on and off:
+    cost = 1 - on["requests_per_second"] / off["requests_per_second"]
+    w(f"At 16 connections: {off['requests_per_second']:.0f} req/s with `LLMRPC_DATABASE_URL=off`, "
+      f"{on['requests_per_second']:.0f} req/s recording every call in SQLite: {cost:.1%} of throughput "
+      "(runs a few seconds apart on a shared machine differ by about as much).")
+    w("")
+lite_rss = read("litellm_rss_kb.txt")
+if lite_rss:
+    w(f"LiteLLM's processes held {int(lite_rss) / 1024:.0f} MiB resident at the end of its run.")
+    w("")
+w("## Commands")
+w("")
+w("```bash")
+w("bench/run.sh                 # direct, through llmrpc, streams, ledger on/off; writes this file")
+w("COMPARE=1 bench/run.sh       # the same, plus LiteLLM through bench/compare.sh")
+w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --duration 10 --json")
+w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
+w("```")
+print("\n".join(lines))
+extra = os.path.join(os.path.dirname(__file__), "notes.md")
+if os.path.exists(extra):
+    print()
+    print(open(extra).read().rstrip())

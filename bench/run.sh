@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Reproduces docs/benchmarks.md on this machine: the mock upstream directly and through llmrpc
+# at 1, 16 and 128 connections, time to first chunk, 1,000 concurrent streams, the ledger's
+# cost, and the service's peak memory and CPU time per request. Everything runs on 127.0.0.1.
+#   DURATION=10 WARMUP=2 bench/run.sh        (seconds per measurement)
+#   COMPARE=1 bench/run.sh                    (also LiteLLM, through bench/compare.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+OUT=target/bench
+MOCK=127.0.0.1:9300
+SERVICE=127.0.0.1:8300
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/bench.db*
+cargo build --release --quiet
+B=target/release/llmrpc
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for() { # url
+  for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
+  echo "no answer from $1" >&2; return 1
+}
+
+"$B" mock-upstream --addr "$MOCK" 2>/dev/null & pids+=($!)
+wait_for "http://$MOCK/health"
+
+svc=""
+start_service() { # database url
+  env OPENAI_API_KEY=bench OPENAI_BASE_URL="http://$MOCK/v1" LLMRPC_LOG=warn \
+    LLMRPC_DATABASE_URL="$1" "$B" serve --addr "$SERVICE" 2>>"$OUT/service.log" &
+  svc=$!; pids+=("$svc")
+  wait_for "http://$SERVICE/health"
+}
+stop_service() { kill -TERM "$svc"; wait "$svc" 2>/dev/null || true; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$svc/stat"; }
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$svc/status"; }
+
+bench() { # name, then bench arguments
+  local name=$1; shift
+  "$B" bench --duration "$DURATION" --warmup "$WARMUP" --json "$@" > "$OUT/$name.json"
+  echo "$name: $(python3 -c "import json,sys; r=json.load(open('$OUT/$name.json')); print(f\"{r['requests_per_second']:.0f} req/s, p50 {r['latency_ms']['p50']:.3f} ms, errors {r['errors']}\")")"
+}
+
+# Through llmrpc, with CPU time per request taken from the kernel's account of the process.
+through() { # name, then bench arguments
+  local name=$1; shift
+  local before after
+  before=$(cpu_ticks)
+  bench "$name" --url "http://$SERVICE" "$@"
+  after=$(cpu_ticks)
+  echo "$((after - before))" > "$OUT/$name.ticks"
+}
+
+for c in 1 16 128; do
+  bench "direct-c$c" --openai-url "http://$MOCK/v1" --concurrency "$c"
+done
+start_service "sqlite://$OUT/bench.db"
+for c in 1 16 128; do
+  through "through-c$c" --concurrency "$c"
+done
+STREAM_MODEL=gpt-4o-mini_chunks-20_interval-2
+bench direct-stream --openai-url "http://$MOCK/v1" --mode sse --concurrency 1 --model "$STREAM_MODEL"
+through through-stream --mode sse --concurrency 1 --model "$STREAM_MODEL"
+# 1,000 streams held at once: each lasts about a second (50 chunks, 20 ms apart).
+through streams-1000 --mode ws --concurrency 1000 --model gpt-4o-mini_chunks-50_interval-20
+peak_rss_kb > "$OUT/peak_rss_kb.txt"
+stop_service
+
+# The same load with the ledger off, for its cost.
+start_service off
+through no-ledger-c16 --concurrency 16
+stop_service
+
+if [ "${COMPARE:-0}" = 1 ]; then
+  MOCK="$MOCK" OUT="$OUT" DURATION="$DURATION" WARMUP="$WARMUP" bench/compare.sh
+fi
+
+python3 bench/report.py "$OUT" > docs/benchmarks.md
+echo "wrote docs/benchmarks.md"
