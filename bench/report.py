@@ -112,6 +112,19 @@ if on and off:
       f"{on['requests_per_second']:.0f} req/s recording every call in SQLite: {cost:.1%} of throughput "
       "(runs a few seconds apart on a shared machine differ by about as much).")
     w("")
+soak = load("soak")
+samples = [int(x) for x in read("soak_rss_kb.txt").split()]
+if soak and samples:
+    steady = samples[3:] or samples
+    spread = (max(steady) - min(steady)) / min(steady)
+    w("## Soak")
+    w("")
+    w(f"`bench/soak.sh`: {soak['requests']} calls at a fixed {soak['rate']:.0f} req/s (open loop) for "
+      f"{soak['seconds']:.0f} s, {soak['errors']} errors, latency p50 {ms(pct(soak, 'latency_ms', 'p50'))} ms, "
+      f"p99 {ms(pct(soak, 'latency_ms', 'p99'))} ms, p99.9 {ms(pct(soak, 'latency_ms', 'p999'))} ms. "
+      f"Resident memory sampled every 10 s after warm-up: {min(steady) / 1024:.1f}–{max(steady) / 1024:.1f} MiB "
+      f"({spread:.1%} spread).")
+    w("")
 lite_rss = read("litellm_rss_kb.txt")
 if lite_rss:
     w(f"LiteLLM's processes held {int(lite_rss) / 1024:.0f} MiB resident at the end of its run.")
@@ -121,6 +134,7 @@ w("")
 w("```bash")
 w("bench/run.sh                 # direct, through llmrpc, streams, ledger on/off; writes this file")
 w("COMPARE=1 bench/run.sh       # the same, plus LiteLLM through bench/compare.sh")
+w("bench/soak.sh                # 5 minutes at 500 req/s: memory and errors; then bench/run.sh again")
 w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --duration 10 --json")
 w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
 w("```")

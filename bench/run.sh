@@ -12,7 +12,7 @@ OUT=target/bench
 MOCK=127.0.0.1:9300
 SERVICE=127.0.0.1:8300
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/bench.db*
+rm -f "$OUT"/direct-* "$OUT"/through-* "$OUT"/streams-* "$OUT"/no-ledger-* "$OUT"/litellm* "$OUT"/peak_rss_kb.txt "$OUT"/bench.db*
 cargo build --release --quiet
 B=target/release/llmrpc
 
@@ -79,5 +79,6 @@ if [ "${COMPARE:-0}" = 1 ]; then
   MOCK="$MOCK" OUT="$OUT" DURATION="$DURATION" WARMUP="$WARMUP" bench/compare.sh
 fi
 
+mkdir -p docs
 python3 bench/report.py "$OUT" > docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

@@ -196,7 +196,7 @@ impl Target {
             if event.data.contains("\"error\"") {
                 return Err(event.data.chars().take(200).collect());
             }
-            if first.is_none() && event.data.contains("\"delta\"") {
+            if first.is_none() && has_text(&event.data) {
                 first = Some(micros(started));
             }
             if event.data == "[DONE]" || event.data.contains("\"done\":true") {
@@ -205,6 +205,17 @@ impl Target {
         }
         Err("the stream ended early".into())
     }
+}
+
+/// Whether a stream event carries text: llmrpc's chunks only exist for text, while an
+/// OpenAI-compatible stream opens with an event that only names the role.
+fn has_text(data: &str) -> bool {
+    let Ok(event) = serde_json::from_str::<Value>(data) else {
+        return false;
+    };
+    let openai = event["choices"][0]["delta"]["content"].as_str();
+    let llmrpc = event["result"]["delta"].as_str();
+    openai.or(llmrpc).is_some_and(|t| !t.is_empty())
 }
 
 /// One WebSocket connection running `llm.stream` subscriptions one after another.

@@ -76,37 +76,47 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO calls ({COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
+        // One statement per chunk rather than per row: each statement is a round trip to the
+        // connection's thread. 400 rows × 22 values stays under SQLite's variable limit.
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(&sql)
-                .bind(&r.trace_id)
-                .bind(&r.span_id)
-                .bind(&r.source_agent)
-                .bind(&r.target_agent)
-                .bind(&r.session_id)
-                .bind(&r.conversation_id)
-                .bind(&r.method)
-                .bind(&r.requested_model)
-                .bind(&r.provider)
-                .bind(&r.model)
-                .bind(&r.status)
-                .bind(&r.error_message)
-                .bind(attempts_to_json(&r.attempts)?)
-                .bind(signed(r.latency_ms))
-                .bind(r.ttft_ms.map(signed))
-                .bind(signed(r.usage.prompt_tokens))
-                .bind(signed(r.usage.completion_tokens))
-                .bind(signed(r.usage.total_tokens))
-                .bind(r.cost_usd)
-                .bind(metadata_to_json(r.metadata.as_ref())?)
-                .bind(r.started_at)
-                .bind(r.finished_at)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in records.chunks(400) {
+            let rows = chunk
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r,
+                        attempts_to_json(&r.attempts)?,
+                        metadata_to_json(r.metadata.as_ref())?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, LedgerError>>()?;
+            let mut insert =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO calls ({COLUMNS}) "));
+            insert.push_values(rows, |mut row, (r, attempts, metadata)| {
+                row.push_bind(r.trace_id.clone())
+                    .push_bind(r.span_id.clone())
+                    .push_bind(r.source_agent.clone())
+                    .push_bind(r.target_agent.clone())
+                    .push_bind(r.session_id.clone())
+                    .push_bind(r.conversation_id.clone())
+                    .push_bind(r.method.clone())
+                    .push_bind(r.requested_model.clone())
+                    .push_bind(r.provider.clone())
+                    .push_bind(r.model.clone())
+                    .push_bind(r.status.clone())
+                    .push_bind(r.error_message.clone())
+                    .push_bind(attempts)
+                    .push_bind(signed(r.latency_ms))
+                    .push_bind(r.ttft_ms.map(signed))
+                    .push_bind(signed(r.usage.prompt_tokens))
+                    .push_bind(signed(r.usage.completion_tokens))
+                    .push_bind(signed(r.usage.total_tokens))
+                    .push_bind(r.cost_usd)
+                    .push_bind(metadata)
+                    .push_bind(r.started_at)
+                    .push_bind(r.finished_at);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

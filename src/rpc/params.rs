@@ -22,8 +22,7 @@ struct CompleteParams {
     stop: Option<Stop>,
     reasoning_effort: Option<ReasoningEffort>,
     timeout_ms: Option<i64>,
-    #[serde(rename = "a2a_context")]
-    _a2a_context: Option<Value>,
+    a2a_context: Option<Value>,
     metadata: Option<Map<String, Value>>,
 }
 
@@ -40,26 +39,28 @@ pub fn parse(
     raw: Option<&str>,
     traceparent: Option<&TraceParent>,
 ) -> (CallContext, Result<CallRequest, Error>) {
+    // The common case, valid params, costs one pass over the text; the slower path below
+    // finds the precise error.
+    if let Some(Ok(params)) = raw.map(serde_json::from_str::<CompleteParams>) {
+        if let Ok(a2a) = context_of(params.a2a_context.as_ref()) {
+            return (CallContext::new(a2a, traceparent), validate(params));
+        }
+    }
     let value: Option<Value> = raw.and_then(|r| serde_json::from_str(r).ok());
-    let a2a = value
-        .as_ref()
-        .and_then(|v| v.get("a2a_context"))
-        .filter(|v| !v.is_null());
-    let a2a = match a2a.map(|v| serde_json::from_value::<A2aContext>(v.clone())) {
+    match context_of(value.as_ref().and_then(|v| v.get("a2a_context"))) {
+        Ok(a2a) => (CallContext::new(a2a, traceparent), check(value)),
+        Err(err) => (CallContext::new(None, traceparent), Err(err)),
+    }
+}
+
+fn context_of(value: Option<&Value>) -> Result<Option<A2aContext>, Error> {
+    match value.filter(|v| !v.is_null()).map(A2aContext::deserialize) {
         None => Ok(None),
         Some(Ok(ctx)) => ctx.validate().map(|()| Some(ctx)),
         Some(Err(e)) => Err(Error::invalid_params(format!(
             "invalid params: a2a_context: {}",
             readable(&e.to_string())
         ))),
-    };
-    match a2a {
-        Ok(a2a) => {
-            let ctx = CallContext::new(a2a, traceparent);
-            let call = check(value);
-            (ctx, call)
-        }
-        Err(err) => (CallContext::new(None, traceparent), Err(err)),
     }
 }
 
@@ -87,6 +88,11 @@ fn check(value: Option<Value>) -> Result<CallRequest, Error> {
         };
         Error::invalid_params(message)
     })?;
+    validate(params)
+}
+
+/// The contract's rules that types alone do not express.
+fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
     let invalid = |rule: &str| Err(Error::invalid_params(format!("invalid params: {rule}")));
 
     if params.model.trim().is_empty() {

@@ -48,6 +48,8 @@ impl StreamCall<'_> {
 /// Recognises a single `llm.stream` request; anything else (a batch, another method, malformed
 /// JSON) is `None`, for the ordinary JSON-RPC path to answer.
 pub fn stream_call(body: &[u8]) -> Option<StreamCall<'_>> {
+    // Most requests are not streams: a scan for the name spares them a parse.
+    memchr::memmem::find(body, b"llm.stream")?;
     let request: StreamRequest = serde_json::from_slice(body).ok()?;
     let id: Value = serde_json::from_str(request.id.get()).ok()?;
     let valid_id = matches!(id, Value::String(_) | Value::Number(_));

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 
 use super::envelope::hoist_a2a_context;
 use super::{RpcService, into_rpc_request, plain_response, too_large};
@@ -20,7 +20,14 @@ use super::{RpcService, into_rpc_request, plain_response, too_large};
 const FORWARDED: [&str; 2] = ["traceparent", "tracestate"];
 
 /// Bytes in flight between the relay and jsonrpsee.
-const PIPE_BYTES: usize = 64 * 1024;
+const PIPE_BYTES: usize = 16 * 1024;
+
+/// Small buffers: JSON-RPC messages are small, and a thousand open sockets must stay cheap.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+}
 
 pub fn upgrade(
     mut req: http::Request<Incoming>,
@@ -53,7 +60,8 @@ pub fn upgrade(
             return;
         };
         let outer =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config()))
+                .await;
         let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
         let service = tower::service_fn(move |req: http::Request<Incoming>| {
             let mut rpc = rpc.clone();
@@ -64,7 +72,8 @@ pub fn upgrade(
             service,
             stop.shutdown(),
         ));
-        match tokio_tungstenite::client_async(inner_request, ours).await {
+        match tokio_tungstenite::client_async_with_config(inner_request, ours, Some(config())).await
+        {
             Ok((inner, _)) => relay(outer, inner, max_message).await,
             Err(e) => tracing::warn!("internal WebSocket handshake failed: {e}"),
         }

@@ -34,6 +34,13 @@ impl Telemetry {
     }
 }
 
+/// Whether spans are exported; when not, no trace context is built for them.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Spans exported over OTLP: the service's own, at info and above, whatever the log level.
 const EXPORTED: &str = "llmrpc=info";
 
@@ -56,6 +63,10 @@ pub fn init(filter: &str, format: LogFormat) -> Result<Telemetry, String> {
         "" => None,
         _ => Some(exporting_provider()?),
     };
+    EXPORTING.store(
+        tracer_provider.is_some(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let traces = tracer_provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("llmrpc"))
@@ -120,6 +131,9 @@ pub fn call_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
     if let Some(session) = &ctx.a2a.session_id {
         span.record("a2a.session_id", session.as_str());
     }
+    if !exporting() {
+        return span;
+    }
     if let Ok(trace_id) = TraceId::from_hex(&ctx.w3c_trace_id) {
         let parent = ctx
             .parent_span_id
@@ -168,6 +182,9 @@ pub fn attempt_span(provider: &str, model: &str, attempt: u32) -> tracing::Span 
 
 /// The `traceparent` for a request made under `span`, when spans are exported.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    if !exporting() {
+        return None;
+    }
     let context = span.context();
     let sc = context.span().span_context().clone();
     sc.is_valid()
