@@ -105,12 +105,15 @@ if s:
     w("")
 w("## The ledger's cost")
 w("")
-on, off = load("through-c16"), load("no-ledger-c16")
-if on and off:
-    cost = 1 - on["requests_per_second"] / off["requests_per_second"]
-    w(f"At 16 connections: {off['requests_per_second']:.0f} req/s with `LLMRPC_DATABASE_URL=off`, "
-      f"{on['requests_per_second']:.0f} req/s recording every call in SQLite: {cost:.1%} of throughput "
-      "(runs a few seconds apart on a shared machine differ by about as much).")
+runs = {state: [load(f"ledger-{state}-{n}") for n in (1, 2)] for state in ("on", "off")}
+if all(all(r) for r in runs.values()):
+    rps = {state: sum(r["requests_per_second"] for r in rs) / len(rs) for state, rs in runs.items()}
+    cpu = {state: sum(cpu_us_per_request(f"ledger-{state}-{n}") for n in (1, 2)) / 2 for state in runs}
+    w(f"At 16 connections, alternating runs with the ledger on (SQLite) and off "
+      f"(`LLMRPC_DATABASE_URL=off`), two of each: {rps['on']:.0f} vs {rps['off']:.0f} req/s "
+      f"({1 - rps['on'] / rps['off']:.1%} less throughput), and {cpu['on']:.0f} vs {cpu['off']:.0f} µs of the "
+      f"service's CPU per call ({cpu['on'] / cpu['off'] - 1:.1%} more). CPU per call is the steadier measure "
+      "on a machine whose three processes compete for two cores.")
     w("")
 soak = load("soak")
 samples = [int(x) for x in read("soak_rss_kb.txt").split()]

@@ -12,7 +12,7 @@ OUT=target/bench
 MOCK=127.0.0.1:9300
 SERVICE=127.0.0.1:8300
 mkdir -p "$OUT"
-rm -f "$OUT"/direct-* "$OUT"/through-* "$OUT"/streams-* "$OUT"/no-ledger-* "$OUT"/litellm* "$OUT"/peak_rss_kb.txt "$OUT"/bench.db*
+rm -f "$OUT"/direct-* "$OUT"/through-* "$OUT"/streams-* "$OUT"/ledger-* "$OUT"/litellm* "$OUT"/peak_rss_kb.txt "$OUT"/bench.db*
 cargo build --release --quiet
 B=target/release/llmrpc
 
@@ -70,10 +70,12 @@ through streams-1000 --mode ws --concurrency 1000 --model gpt-4o-mini_chunks-50_
 peak_rss_kb > "$OUT/peak_rss_kb.txt"
 stop_service
 
-# The same load with the ledger off, for its cost.
-start_service off
-through no-ledger-c16 --concurrency 16
-stop_service
+# The ledger's cost: the same load with it on and off, alternated so that drift in the shared
+# machine's speed falls on both.
+for round in 1 2; do
+  start_service "sqlite://$OUT/bench.db"; through "ledger-on-$round" --concurrency 16; stop_service
+  start_service off; through "ledger-off-$round" --concurrency 16; stop_service
+done
 
 if [ "${COMPARE:-0}" = 1 ]; then
   MOCK="$MOCK" OUT="$OUT" DURATION="$DURATION" WARMUP="$WARMUP" bench/compare.sh
