@@ -154,6 +154,9 @@ impl Target {
         if args.openai_url.is_some() && args.mode == Mode::Ws {
             return Err("--mode ws needs the llmrpc service, not --openai-url".into());
         }
+        if args.rate.is_some() && args.mode == Mode::Ws {
+            return Err("--rate sends over HTTP; with --mode ws use --concurrency".into());
+        }
         Ok(Self {
             client,
             body: Bytes::from(body.to_string()),

@@ -43,15 +43,7 @@ async fn live(provider: &str, key_var: &str, base_var: &str, model: &str) {
     );
     assert_eq!(answer["result"]["provider"], provider);
 
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.stream", "params": p});
-    let response = http_client()
-        .post(service.url())
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(request.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = service.sse_request(json!(1), p).send().await.unwrap();
     let events = sse_events(response).await;
     let last = &events.last().unwrap()["result"];
     assert_eq!(last["done"], true, "{events:?}");

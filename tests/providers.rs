@@ -148,15 +148,7 @@ async fn sse_chunks(service: &Service, params: Value) -> Vec<Value> {
 
 /// The SSE events of one `llm.stream` request (each a JSON-RPC response).
 async fn sse_stream(service: &Service, params: Value) -> Vec<Value> {
-    let request = json!({"jsonrpc": "2.0", "id": 11, "method": "llm.stream", "params": params});
-    let response = http_client()
-        .post(service.url())
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(request.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = service.sse_request(json!(11), params).send().await.unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let events = sse_events(response).await;
     assert!(

@@ -27,15 +27,6 @@ fn object_params(value: Value) -> ObjectParams {
     params
 }
 
-fn sse_request(service: &Service, params: Value) -> reqwest::RequestBuilder {
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.stream", "params": params});
-    http_client()
-        .post(service.url())
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(request.to_string())
-}
-
 /// The first OpenAI stream event, for upstreams that then misbehave.
 fn first_delta() -> String {
     let chunk =
@@ -198,7 +189,7 @@ async fn a_hanging_upstream_times_out_at_the_deadline_for_complete_and_stream() 
     assert!(took < Duration::from_secs(1), "complete took {took:?}");
 
     let started = Instant::now();
-    let events = sse_events(sse_request(&service, p).send().await.unwrap()).await;
+    let events = sse_events(service.sse_request(json!(1), p).send().await.unwrap()).await;
     let took = started.elapsed();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["error"]["code"], -32003);
@@ -217,7 +208,8 @@ async fn a_silent_stream_ends_with_a_timeout_chunk_after_the_idle_limit() {
         ],
     );
     let events = sse_events(
-        sse_request(&service, params("gpt-4.1-mini"))
+        service
+            .sse_request(json!(1), params("gpt-4.1-mini"))
             .send()
             .await
             .unwrap(),
@@ -256,7 +248,8 @@ async fn a_connection_reset_mid_stream_ends_with_an_error_chunk() {
     let upstream = RawUpstream::start(Behaviour::SendThenReset(sse_prefix(&first_delta()))).await;
     let service = raw_openai(&upstream, &[]);
     let events = sse_events(
-        sse_request(&service, params("gpt-4.1-mini"))
+        service
+            .sse_request(json!(1), params("gpt-4.1-mini"))
             .send()
             .await
             .unwrap(),
@@ -285,7 +278,8 @@ async fn an_sse_caller_that_goes_away_cancels_the_upstream_stream() {
     let mut upstream =
         RawUpstream::start(Behaviour::SendThenHang(sse_prefix(&first_delta()))).await;
     let service = raw_openai(&upstream, &[]);
-    let mut response = sse_request(&service, params("gpt-4.1-mini"))
+    let mut response = service
+        .sse_request(json!(1), params("gpt-4.1-mini"))
         .send()
         .await
         .unwrap();
@@ -349,7 +343,8 @@ async fn a_hundred_concurrent_calls_and_streams_across_providers_keep_their_trac
                 assert_eq!(answer["result"]["trace_id"], trace_id.as_str(), "{answer}");
                 assert_eq!(answer["result"]["content"], trace_id.as_str(), "{answer}");
             } else {
-                let events = sse_events(sse_request(service, p).send().await.unwrap()).await;
+                let events =
+                    sse_events(service.sse_request(json!(1), p).send().await.unwrap()).await;
                 let chunks: Vec<&Value> = events.iter().map(|e| &e["result"]).collect();
                 assert!(
                     chunks.iter().all(|c| c["trace_id"] == trace_id.as_str()),
@@ -634,7 +629,7 @@ async fn sigterm_lets_calls_and_streams_in_flight_finish_then_exits_zero() {
         .collect();
     let sses: Vec<_> = (0..3)
         .map(|_| {
-            let request = sse_request(&service, params("gpt-4.1-mini")).send();
+            let request = service.sse_request(json!(1), params("gpt-4.1-mini")).send();
             tokio::spawn(async move { sse_events(request.await.unwrap()).await })
         })
         .collect();

@@ -125,12 +125,8 @@ async fn a_failure_before_the_first_chunk_is_the_error_of_the_request() {
         (Some("rate_limited"), Some("early-ws"))
     );
 
-    let request = json!({"jsonrpc": "2.0", "id": 5, "method": "llm.stream", "params": stream_params("early-sse")});
-    let response = http_client()
-        .post(service.url())
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(request.to_string())
+    let response = service
+        .sse_request(json!(5), stream_params("early-sse"))
         .send()
         .await
         .unwrap();
@@ -166,12 +162,8 @@ async fn an_upstream_body_that_stops_early_ends_the_stream_with_an_error_chunk()
             .mount(&upstream)
             .await;
         let service = Service::start(&upstream, &[]);
-        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.stream", "params": stream_params("mid-1")});
-        let response = http_client()
-            .post(service.url())
-            .header("content-type", "application/json")
-            .header("accept", "text/event-stream")
-            .body(request.to_string())
+        let response = service
+            .sse_request(json!(1), stream_params("mid-1"))
             .send()
             .await
             .unwrap();

@@ -95,7 +95,8 @@ impl CallEnd {
             provider: route.provider.as_str().to_owned(),
             model: route.model.clone(),
             status: failure.map_or("ok", |e| e.kind.as_str()).to_owned(),
-            http_status: failure.and_then(|e| e.status),
+            // An attempt that succeeded was answered 200.
+            http_status: failure.map_or(Some(200), |e| e.status),
             latency_ms: latency.as_millis() as u64,
             started_at,
         });
@@ -148,7 +149,9 @@ impl CallEnd {
             None => self.recorders.metrics.rejected(err.kind),
         }
         tracing::info!(error = %err.message, status = err.status, "call failed");
-        tracing::Span::current().record("error.type", err.kind.as_str());
+        let span = tracing::Span::current();
+        span.record("error.type", err.kind.as_str());
+        span.record("otel.status_code", "ERROR");
         self.finish(err.kind.as_str(), Some(&err), Usage::default());
         err
     }
@@ -160,8 +163,9 @@ impl CallEnd {
         let span = tracing::Span::current();
         span.record("gen_ai.system", record.provider.as_deref());
         span.record("gen_ai.request.model", record.model.as_deref());
-        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
-        span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        // Signed, so that exporters send numbers rather than strings.
+        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens as i64);
+        span.record("gen_ai.usage.output_tokens", usage.completion_tokens as i64);
         tracing::info!(
             provider = record.provider.as_deref(),
             model = record.model.as_deref(),

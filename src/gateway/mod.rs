@@ -454,8 +454,9 @@ fn upstream_trace(ctx: &CallContext, attempt: &tracing::Span) -> UpstreamTrace {
 
 fn attempt_failed(span: &tracing::Span, err: Error) -> Error {
     span.record("error.type", err.kind.as_str());
+    span.record("otel.status_code", "ERROR");
     if let Some(status) = err.status {
-        span.record("http.response.status_code", status);
+        span.record("http.response.status_code", i64::from(status));
     }
     err
 }

@@ -29,9 +29,9 @@ use crate::providers::Usage;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://llmrpc.db";
 
 /// Records written in one transaction at most.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 2048;
 /// How long a record may wait for its batch to fill.
-const BATCH_INTERVAL: Duration = Duration::from_millis(200);
+const BATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// Pruning runs at start, then this often at most (or every `retention`, when shorter).
 const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -290,26 +290,33 @@ impl Writer {
         });
         loop {
             tokio::select! {
-                message = self.receiver.recv() => match message {
-                    Some(Message::Record(record)) => {
+                _ = flush.tick() => {}
+                _ = tick(&mut prune) => {
+                    self.prune().await;
+                    continue;
+                }
+            }
+            // What queued since the last tick is taken in one go: waiting on the queue instead
+            // would wake this task once per call, which costs the calls more than the writes.
+            loop {
+                match self.receiver.try_recv() {
+                    Ok(Message::Record(record)) => {
                         self.batch.push(*record);
                         if self.batch.len() >= MAX_BATCH {
                             let _ = self.write().await;
                         }
                     }
-                    Some(Message::Flush(done)) => {
+                    Ok(Message::Flush(done)) => {
                         let _ = done.send(self.write().await);
                     }
-                    None => {
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
                         let _ = self.write().await;
                         return;
                     }
-                },
-                _ = flush.tick() => {
-                    let _ = self.write().await;
                 }
-                _ = tick(&mut prune) => self.prune().await,
             }
+            let _ = self.write().await;
         }
     }
 

@@ -80,27 +80,13 @@ impl Anthropic {
         let key = self.config.require_key(NAME)?;
         let body = request_body(req, stream)?;
         tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
-        let response = self
+        let request = self
             .client
             .post(&self.url)
             .header("x-api-key", key)
             .header("anthropic-version", API_VERSION)
-            .header("traceparent", &trace.traceparent)
-            .header("x-request-id", &trace.request_id)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport_error(NAME, &e))?;
-        let status = response.status().as_u16();
-        tracing::debug!(status, "upstream response");
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
-        Err(self
-            .config
-            .redact(error_from_response(status, &headers, &body)))
+            .json(&body);
+        super::send(NAME, &self.config, request, trace, error_from_response).await
     }
 }
 

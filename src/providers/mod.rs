@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ProviderConfig;
 use crate::error::{Error, ErrorKind};
 
 /// The providers this service can route to.
@@ -195,6 +196,32 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .build()
+}
+
+/// Sends one upstream request (its URL, authentication and body already set) with the trace
+/// headers every provider request carries. An answer other than 2xx becomes the provider's own
+/// error through `classify`, with the key taken out of whatever text came back.
+pub(crate) async fn send(
+    provider: ProviderName,
+    config: &ProviderConfig,
+    request: reqwest::RequestBuilder,
+    trace: &UpstreamTrace,
+    classify: fn(u16, &reqwest::header::HeaderMap, &[u8]) -> Error,
+) -> Result<reqwest::Response, Error> {
+    let response = request
+        .header("traceparent", &trace.traceparent)
+        .header("x-request-id", &trace.request_id)
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, &e))?;
+    let status = response.status().as_u16();
+    tracing::debug!(status, "upstream response");
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    Err(config.redact(classify(status, &headers, &body)))
 }
 
 /// Maps a transport failure (no HTTP answer, or a broken body) to the contract's vocabulary.

@@ -81,26 +81,12 @@ impl OpenAi {
     ) -> Result<reqwest::Response, Error> {
         let key = self.config.require_key(NAME)?;
         tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
-        let response = self
+        let request = self
             .client
             .post(&self.url)
             .bearer_auth(key)
-            .header("traceparent", &trace.traceparent)
-            .header("x-request-id", &trace.request_id)
-            .json(&request_body(req, stream))
-            .send()
-            .await
-            .map_err(|e| transport_error(NAME, &e))?;
-        let status = response.status().as_u16();
-        tracing::debug!(status, "upstream response");
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
-        Err(self
-            .config
-            .redact(error_from_response(status, &headers, &body)))
+            .json(&request_body(req, stream));
+        super::send(NAME, &self.config, request, trace, error_from_response).await
     }
 }
 

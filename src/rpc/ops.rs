@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::errors::to_rpc_error;
-use crate::context::{CallContext, TraceParent};
+use crate::context::{A2aContext, CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
 use crate::ledger::{self, GroupBy, LedgerError};
@@ -16,6 +16,8 @@ use crate::ledger::{self, GroupBy, LedgerError};
 #[serde(deny_unknown_fields)]
 struct TraceParams {
     trace_id: String,
+    /// The operator's own context: its trace id names this call in errors.
+    a2a_context: Option<A2aContext>,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +26,7 @@ struct UsageParams {
     since: Option<String>,
     until: Option<String>,
     group_by: Option<GroupBy>,
+    a2a_context: Option<A2aContext>,
 }
 
 /// The default window of `ops.usage`: the last day.
@@ -42,9 +45,11 @@ fn unavailable(e: LedgerError) -> Error {
 }
 
 pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
-    let ctx = CallContext::new(None, ext.get::<TraceParent>());
+    let parsed: Result<TraceParams, Error> = parse(params, r#"{"trace_id": "…"}"#);
+    let a2a = parsed.as_ref().ok().and_then(|p| p.a2a_context.clone());
+    let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
     let found = async {
-        let params: TraceParams = parse(params, r#"{"trace_id": "…"}"#)?;
+        let params = parsed?;
         let Some(ledger) = gateway.ledger() else {
             return Ok(json!([]));
         };
@@ -57,10 +62,12 @@ pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
 }
 
 pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
-    let ctx = CallContext::new(None, ext.get::<TraceParent>());
+    let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent"}"#;
+    let parsed: Result<UsageParams, Error> = parse(params, expected);
+    let a2a = parsed.as_ref().ok().and_then(|p| p.a2a_context.clone());
+    let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
     let totals = async {
-        let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent"}"#;
-        let params: UsageParams = parse(params, expected)?;
+        let params = parsed?;
         let time = |field: &str, value: Option<String>, default: i64| match value {
             None => Ok(default),
             Some(text) => ledger::parse_rfc3339(&text).ok_or_else(|| {

@@ -123,6 +123,7 @@ pub fn call_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
         "a2a.source_agent" = tracing::field::Empty,
         "a2a.session_id" = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
+        "otel.status_code" = tracing::field::Empty,
     );
     if let Some(agent) = &ctx.a2a.source_agent {
         span.record("source_agent", agent.as_str());
@@ -174,9 +175,10 @@ pub fn attempt_span(provider: &str, model: &str, attempt: u32) -> tracing::Span 
         "gen_ai.operation.name" = "chat",
         "gen_ai.system" = provider,
         "gen_ai.request.model" = model,
-        attempt,
+        attempt = i64::from(attempt),
         "http.response.status_code" = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
+        "otel.status_code" = tracing::field::Empty,
     )
 }
 

@@ -137,6 +137,16 @@ impl Service {
         post_to(self.url(), body, headers).await
     }
 
+    /// An `llm.stream` request with `id`, asking for Server-Sent Events.
+    pub fn sse_request(&self, id: Value, params: Value) -> reqwest::RequestBuilder {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "llm.stream", "params": params});
+        http_client()
+            .post(self.url())
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(request.to_string())
+    }
+
     /// Calls one method over HTTP with named params and returns the whole response object.
     pub async fn call(&self, method: &str, params: Value) -> Value {
         self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
