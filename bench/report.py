@@ -142,7 +142,7 @@ w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --du
 w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
 w("```")
 print("\n".join(lines))
-extra = os.path.join(os.path.dirname(__file__), "notes.md")
+extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
 if os.path.exists(extra):
     print()
     print(open(extra).read().rstrip())

@@ -65,6 +65,9 @@ impl SqliteStore {
     }
 }
 
+/// Rows per INSERT: few enough that the statement stays small and its prepared form is reused.
+const ROWS_PER_INSERT: usize = 32;
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), LedgerError> {
@@ -77,9 +80,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         // One statement per chunk rather than per row: each statement is a round trip to the
-        // connection's thread. 400 rows × 22 values stays under SQLite's variable limit.
+        // connection's thread.
         let mut tx = self.pool.begin().await?;
-        for chunk in records.chunks(400) {
+        for chunk in records.chunks(ROWS_PER_INSERT) {
             let rows = chunk
                 .iter()
                 .map(|r| {
