@@ -1232,7 +1232,7 @@ mod tests {
         use wiremock::matchers::{body_partial_json, header, method, path};
         use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
-        const KEY: &str = "sk-ant-test-0123456789abcdef";
+        const KEY: &str = "test-anthropic-key-0123456789";
 
         fn provider(server: &MockServer) -> Anthropic {
             // A trailing slash on the base URL must not double up in the path.

@@ -7,7 +7,7 @@ use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 use super::{OPENAI_KEY, Service};
 
-pub const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789abcdefghij";
+pub const ANTHROPIC_KEY: &str = "test-anthropic-key-0123456789abcdef";
 pub const GEMINI_KEY: &str = "AIza-test-0123456789abcdefghij";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
