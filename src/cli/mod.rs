@@ -58,8 +58,8 @@ async fn mock_upstream(addr: &str) -> Result<(), String> {
 }
 
 pub fn main() -> ExitCode {
-    // Before parsing, so that `.env` can supply the flags' environment variables too.
-    let _ = dotenvy::dotenv();
+    // Before parsing, so that `.env` (in the working directory only) can supply the flags' environment variables too.
+    let _ = dotenvy::from_path(".env");
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // Threads that run calls; the default is one per core.
