@@ -63,6 +63,8 @@ impl<'g> Attempts<'g> {
                 ErrorKind::ProviderUnavailable | ErrorKind::Timeout => upstream.breaker.failed(),
                 // Busy is not broken: a rate limit says nothing of the provider's health.
                 ErrorKind::RateLimited => {}
+                // Refused here (a missing key, say): the provider was never asked.
+                _ if err.status.is_none() => {}
                 // The provider answered; the fault is the request's.
                 _ => upstream.breaker.succeeded(),
             }

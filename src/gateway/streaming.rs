@@ -1,5 +1,5 @@
-//! A streamed answer after its first delta: read up to each next delta within the idle limit
-//! and the call's deadline, ending with `Done` or `Failed`.
+//! A streamed answer from its start: read up to each next delta within the idle limit and the
+//! call's deadline, ending with `Done` or `Failed`.
 
 use std::time::Duration;
 

@@ -250,10 +250,6 @@ impl Ledger {
         written.await.map_err(|_| LedgerError::Closed)?
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Every call of `trace_id`, oldest first; read from the store, so unflushed records are
     /// not there yet.
     pub async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError> {

@@ -523,7 +523,9 @@ impl WireStatus {
     fn retry_delay(&self) -> Option<Duration> {
         self.details.iter().find_map(|d| {
             let secs = d.retry_delay.as_deref()?.trim().strip_suffix('s')?;
-            Duration::try_from_secs_f64(secs.parse().ok()?).ok()
+            Duration::try_from_secs_f64(secs.parse().ok()?)
+                .ok()
+                .map(super::bounded_wait)
         })
     }
 

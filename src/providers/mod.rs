@@ -243,6 +243,12 @@ pub(crate) fn transport_error(provider: ProviderName, err: &reqwest::Error) -> E
     Error::new(kind, format!("{provider} {what}")).with_provider(provider)
 }
 
+/// Caps a wait an upstream asked for: no call lives a day, and an absurd value must not
+/// overflow the clock arithmetic that uses it.
+pub(crate) fn bounded_wait(wait: Duration) -> Duration {
+    wait.min(Duration::from_secs(86_400))
+}
+
 /// Parses `Retry-After` (seconds or an HTTP date) and the non-standard `retry-after-ms`.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
@@ -252,12 +258,13 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
             .map(str::trim)
     };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        // try_from: an absurd value from upstream must not panic.
-        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+        return Duration::try_from_secs_f64(ms / 1000.0)
+            .ok()
+            .map(bounded_wait);
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
+        return Duration::try_from_secs_f64(secs).ok().map(bounded_wait);
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -286,6 +293,8 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("1e19"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(86_400)));
         for absurd in ["1e300", "-1", "NaN", "inf"] {
             h.insert("retry-after", HeaderValue::from_static(absurd));
             assert_eq!(retry_after(&h), None, "{absurd}");

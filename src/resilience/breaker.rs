@@ -1,4 +1,5 @@
-//! A circuit breaker per provider: after `threshold` retryable failures in a row it opens and
+//! A circuit breaker per provider: after `threshold` failures in a row that say the provider is
+//! unwell (unavailable, or no answer in time; a rate limit says nothing) it opens and
 //! calls fail fast; after `cooldown` one probe is let through, whose outcome closes or reopens it.
 //! Lock-free, since every call consults it.
 

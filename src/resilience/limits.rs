@@ -42,7 +42,7 @@ impl Limiter {
         };
         if let Some(rate) = &self.rate {
             while let Err(not_until) = rate.check() {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                let wait = not_until.wait_time_from(rate.clock().now());
                 if tokio::time::Instant::now() + wait >= deadline.at {
                     return Err(queued());
                 }

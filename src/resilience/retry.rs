@@ -32,7 +32,10 @@ impl RetryPolicy {
             return Err(err);
         }
         let wait = err.retry_after.unwrap_or_else(|| self.backoff(retries + 1));
-        if Instant::now() + wait >= deadline.at {
+        if Instant::now()
+            .checked_add(wait)
+            .is_none_or(|at| at >= deadline.at)
+        {
             // Waiting would only end in the deadline: answer now, with the wait the provider
             // asked for so that the caller can decide.
             return Err(err);

@@ -46,7 +46,11 @@ fn unavailable(e: LedgerError) -> Error {
 
 pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
     let parsed: Result<TraceParams, Error> = parse(params, r#"{"trace_id": "…"}"#);
-    let a2a = parsed.as_ref().ok().and_then(|p| p.a2a_context.clone());
+    let a2a = parsed
+        .as_ref()
+        .ok()
+        .and_then(|p| p.a2a_context.clone())
+        .filter(|c| c.validate().is_ok());
     let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
     let found = async {
         let params = parsed?;
@@ -64,7 +68,11 @@ pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
 pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
     let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent"}"#;
     let parsed: Result<UsageParams, Error> = parse(params, expected);
-    let a2a = parsed.as_ref().ok().and_then(|p| p.a2a_context.clone());
+    let a2a = parsed
+        .as_ref()
+        .ok()
+        .and_then(|p| p.a2a_context.clone())
+        .filter(|c| c.validate().is_ok());
     let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
     let totals = async {
         let params = parsed?;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::context::{A2aContext, CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::CallRequest;
-use crate::providers::{ChatRequest, Content, Message, Part, ReasoningEffort};
+use crate::providers::{ChatRequest, Content, Message, Part, ReasoningEffort, Role};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +107,20 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
                 return invalid(&format!("messages[{i}].content must not be an empty array"));
             }
             for (j, part) in parts.iter().enumerate() {
+                if let (Role::System, Part::ImageUrl { .. }) = (message.role, part) {
+                    return invalid(&format!(
+                        "messages[{i}].content[{j}]: system messages take text only"
+                    ));
+                }
                 if let Part::ImageUrl { image_url } = part {
+                    if let Some(data) = image_url.url.strip_prefix("data:") {
+                        let (media, _) = data.split_once(',').unwrap_or((data, ""));
+                        if !media.ends_with(";base64") || media.len() <= ";base64".len() {
+                            return invalid(&format!(
+                                "messages[{i}].content[{j}].image_url.url must be a data:<media type>;base64,<data> URL"
+                            ));
+                        }
+                    }
                     if !(image_url.url.starts_with("data:")
                         || image_url.url.starts_with("https://"))
                     {
@@ -241,6 +254,14 @@ mod tests {
             (
                 msg(json!([{"type": "image_url", "image_url": {"url": "ftp://x"}}])),
                 "image_url.url must be a data: or https:// URL",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
+                "system messages take text only",
+            ),
+            (
+                msg(json!([{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}])),
+                "data:<media type>;base64,<data>",
             ),
             (
                 with("max_tokens", json!(0)),

@@ -297,13 +297,9 @@ impl CallMetrics {
         self.model = model.to_owned();
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// Marks the first streamed delta, once; returns the time to it.
-    pub fn first_token(&mut self) -> Duration {
-        *self.ttft.get_or_insert_with(|| self.started.elapsed())
+    /// Marks the first streamed delta, once.
+    pub fn first_token(&mut self) {
+        self.ttft.get_or_insert_with(|| self.started.elapsed());
     }
 
     pub fn succeeded(mut self, usage: &Usage) {
