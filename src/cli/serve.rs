@@ -47,7 +47,6 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         })
         .collect();
     let settings = Settings {
-        allowed_models: config.allowed_models.clone(),
         default_model: config.default_model.clone(),
         default_timeout: config.default_timeout,
         first_byte_timeout: config.first_byte_timeout,
@@ -60,6 +59,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         registry,
         upstreams,
         settings,
+        config.allowed_models.clone(),
         ledger.clone(),
         prices,
     ));

@@ -78,7 +78,6 @@ pub type ChunkStream = BoxStream<'static, Chunk>;
 /// The gateway's own limits.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub allowed_models: Option<Vec<String>>,
     pub default_model: Option<String>,
     pub default_timeout: Duration,
     pub first_byte_timeout: Duration,
@@ -115,11 +114,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// `ledger` is where finished calls are recorded, when there is one.
+    /// `allowed_models` is the allow-list at start (a reload replaces it); `ledger` is where
+    /// finished calls are recorded, when there is one.
     pub fn new(
         registry: ModelRegistry,
         upstreams: Vec<Upstream>,
         settings: Settings,
+        allowed_models: Option<Vec<String>>,
         ledger: Option<Ledger>,
         prices: Prices,
     ) -> Self {
@@ -134,7 +135,7 @@ impl Gateway {
                 .into_iter()
                 .map(|u| (u.provider.name(), u))
                 .collect(),
-            allowed: ArcSwap::from_pointee(settings.allowed_models.clone()),
+            allowed: ArcSwap::from_pointee(allowed_models),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings,
             recorders,

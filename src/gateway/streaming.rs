@@ -19,6 +19,8 @@ pub(super) struct Tail {
     provider: ProviderName,
     idle: Duration,
     finish: Option<FinishReason>,
+    /// The model the provider says answered.
+    model: Option<String>,
     usage: Option<Usage>,
 }
 
@@ -29,6 +31,7 @@ impl Tail {
             provider,
             idle,
             finish: None,
+            model: None,
             usage: None,
         }
     }
@@ -57,7 +60,7 @@ impl Tail {
                 Some(Ok(StreamEvent::Delta(text))) => return Ok(Some(text)),
                 Some(Ok(StreamEvent::Usage(usage))) => self.usage = Some(usage),
                 Some(Ok(StreamEvent::Finish(reason))) => self.finish = Some(reason),
-                Some(Ok(StreamEvent::Model(_))) => {}
+                Some(Ok(StreamEvent::Model(model))) => self.model = Some(model),
             }
         }
     }
@@ -75,7 +78,7 @@ impl Tail {
             ttft: end.ttft(),
             attempts: end.attempts(),
         };
-        end.succeeded(&usage, finish_reason, None);
+        end.succeeded(&usage, finish_reason, self.model.as_deref());
         Chunk::Done(summary)
     }
 }

@@ -365,16 +365,9 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
     }
 }
 
-fn invalid_body(what: &str) -> Error {
-    Error::new(
-        ErrorKind::ProviderUnavailable,
-        format!("anthropic sent an invalid {what}"),
-    )
-    .with_provider(NAME)
-}
-
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+    let wire: WireResponse =
+        serde_json::from_slice(body).map_err(|_| super::invalid_body(NAME, "response"))?;
     let content = wire
         .content
         .into_iter()
@@ -444,7 +437,7 @@ struct WireStop {
 }
 
 fn parse<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Error> {
-    serde_json::from_str(data).map_err(|_| invalid_body("stream event"))
+    serde_json::from_str(data).map_err(|_| super::invalid_body(NAME, "stream event"))
 }
 
 /// One SSE event of the stream, named by its `event:` line (or, lacking one, its `type`).

@@ -398,17 +398,9 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
     }
 }
 
-fn invalid_body(what: &str) -> Error {
-    Error::new(
-        ErrorKind::ProviderUnavailable,
-        format!("gemini sent an invalid {what}"),
-    )
-    .with_provider(NAME)
-}
-
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let mut wire: WireResponse =
-        serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+        serde_json::from_slice(body).map_err(|_| super::invalid_body(NAME, "response"))?;
     if let Some(err) = wire.error.take() {
         return Err(stream_error(err));
     }
@@ -418,7 +410,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let candidate = wire
         .candidates
         .first()
-        .ok_or_else(|| invalid_body("response (no candidates)"))?;
+        .ok_or_else(|| super::invalid_body(NAME, "response (no candidates)"))?;
     Ok(ChatResponse {
         id: wire.response_id,
         model: wire.model_version,
@@ -435,7 +427,7 @@ pub fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
         return Ok(Vec::new());
     }
     let mut chunk: WireResponse =
-        serde_json::from_str(data).map_err(|_| invalid_body("stream event"))?;
+        serde_json::from_str(data).map_err(|_| super::invalid_body(NAME, "stream event"))?;
     if let Some(err) = chunk.error.take() {
         return Err(stream_error(err));
     }

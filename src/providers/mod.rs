@@ -224,6 +224,15 @@ pub(crate) async fn send(
     Err(config.redact(classify(status, &headers, &body)))
 }
 
+/// A 2xx answer whose body is not the provider's format: as if the provider were unwell.
+pub(crate) fn invalid_body(provider: ProviderName, what: &str) -> Error {
+    Error::new(
+        ErrorKind::ProviderUnavailable,
+        format!("{provider} sent an invalid {what}"),
+    )
+    .with_provider(provider)
+}
+
 /// Maps a transport failure (no HTTP answer, or a broken body) to the contract's vocabulary.
 pub(crate) fn transport_error(provider: ProviderName, err: &reqwest::Error) -> Error {
     let kind = if err.is_timeout() {

@@ -234,21 +234,14 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
     }
 }
 
-fn invalid_body(what: &str) -> Error {
-    Error::new(
-        ErrorKind::ProviderUnavailable,
-        format!("openai sent an invalid {what}"),
-    )
-    .with_provider(NAME)
-}
-
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|_| invalid_body("response"))?;
+    let wire: WireResponse =
+        serde_json::from_slice(body).map_err(|_| super::invalid_body(NAME, "response"))?;
     let choice = wire
         .choices
         .into_iter()
         .next()
-        .ok_or_else(|| invalid_body("response (no choices)"))?;
+        .ok_or_else(|| super::invalid_body(NAME, "response (no choices)"))?;
     // A refusal is what the model said; callers see it as the content.
     let content = choice
         .message
@@ -285,7 +278,8 @@ pub fn parse_stream_data(data: &str) -> Result<Option<Vec<StreamEvent>>, Error> 
     if data.trim() == "[DONE]" {
         return Ok(None);
     }
-    let chunk: WireChunk = serde_json::from_str(data).map_err(|_| invalid_body("stream event"))?;
+    let chunk: WireChunk =
+        serde_json::from_str(data).map_err(|_| super::invalid_body(NAME, "stream event"))?;
     if let Some(err) = chunk.error {
         let kind = if err.code.as_deref() == Some("rate_limit_exceeded") {
             ErrorKind::RateLimited

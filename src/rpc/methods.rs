@@ -185,7 +185,6 @@ mod tests {
     fn openrpc_describes_exactly_the_registered_methods() {
         let registry = ModelRegistry::new(vec![], &Default::default()).unwrap();
         let settings = crate::gateway::Settings {
-            allowed_models: None,
             default_model: None,
             default_timeout: std::time::Duration::from_secs(1),
             first_byte_timeout: std::time::Duration::from_secs(1),
@@ -196,6 +195,7 @@ mod tests {
             registry,
             vec![],
             settings,
+            None,
             None,
             crate::ledger::Prices::default(),
         );
