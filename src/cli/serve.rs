@@ -26,12 +26,12 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
     let provider = |name| config.provider(name).clone();
     let implemented: Vec<Arc<dyn Provider>> = vec![
-        Arc::new(OpenAi::new(client.clone(), provider(ProviderName::Openai))),
+        Arc::new(OpenAi::new(client.clone(), provider(ProviderName::Openai))?),
         Arc::new(Anthropic::new(
             client.clone(),
             provider(ProviderName::Anthropic),
-        )),
-        Arc::new(Gemini::new(client, provider(ProviderName::Gemini))),
+        )?),
+        Arc::new(Gemini::new(client, provider(ProviderName::Gemini))?),
     ];
     let catalogs = implemented
         .iter()

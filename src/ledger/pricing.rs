@@ -210,7 +210,7 @@ mod tests {
         let client = crate::providers::http_client(Duration::from_secs(1)).unwrap();
         let config = |var| ProviderConfig {
             api_key: None,
-            base_url: String::new(),
+            base_url: "http://127.0.0.1".into(),
             key_var: var,
             retry: RetryPolicy {
                 max_retries: 0,
@@ -225,9 +225,9 @@ mod tests {
             max_concurrent: None,
         };
         let providers: Vec<Box<dyn Provider>> = vec![
-            Box::new(openai::OpenAi::new(client.clone(), config("A"))),
-            Box::new(anthropic::Anthropic::new(client.clone(), config("B"))),
-            Box::new(gemini::Gemini::new(client, config("C"))),
+            Box::new(openai::OpenAi::new(client.clone(), config("A")).unwrap()),
+            Box::new(anthropic::Anthropic::new(client.clone(), config("B")).unwrap()),
+            Box::new(gemini::Gemini::new(client, config("C")).unwrap()),
         ];
         let prices = Prices::default();
         for provider in providers {

@@ -58,17 +58,19 @@ const CATALOG: &[ModelInfo] = &[
 pub struct Anthropic {
     client: reqwest::Client,
     config: ProviderConfig,
-    url: String,
+    url: reqwest::Url,
 }
 
 impl Anthropic {
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
-        let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
-        Self {
+    /// Fails when the configured base URL is not an http(s) URL.
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
+        let url = super::endpoint_url(&config.base_url, "/v1/messages")
+            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        Ok(Self {
             client,
             config,
             url,
-        }
+        })
     }
 
     async fn send(
@@ -82,7 +84,7 @@ impl Anthropic {
         tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
         let request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header("x-api-key", key)
             .header("anthropic-version", API_VERSION)
             .json(&body);
@@ -1240,6 +1242,7 @@ mod tests {
                 http_client(Duration::from_secs(5)).unwrap(),
                 config.provider(NAME).clone(),
             )
+            .unwrap()
         }
 
         fn trace() -> UpstreamTrace {

@@ -46,18 +46,20 @@ const CATALOG: &[ModelInfo] = &[
 pub struct Gemini {
     client: reqwest::Client,
     config: ProviderConfig,
-    /// The base URL without a trailing slash.
-    base: String,
+    /// `…/v1beta/models/`, to which each call appends its model and method.
+    models: reqwest::Url,
 }
 
 impl Gemini {
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
-        let base = config.base_url.trim_end_matches('/').to_owned();
-        Self {
+    /// Fails when the configured base URL is not an http(s) URL.
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
+        let models = super::endpoint_url(&config.base_url, "/v1beta/models/")
+            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        Ok(Self {
             client,
             config,
-            base,
-        }
+            models,
+        })
     }
 
     async fn send(
@@ -76,12 +78,12 @@ impl Gemini {
             .with_provider(NAME)
         })?;
         key.set_sensitive(true);
-        let url = endpoint(&self.base, &req.model, stream)?;
+        let url = endpoint(&self.models, &req.model, stream)?;
         let body = request_body(req)?;
         tracing::debug!(url = %url, model = %req.model, stream, "upstream request");
         let request = self
             .client
-            .post(&url)
+            .post(url)
             .header("x-goog-api-key", key)
             .json(&body);
         super::send(NAME, &self.config, request, trace, error_from_response).await
@@ -139,7 +141,7 @@ impl Provider for Gemini {
 /// The method URL. The key never goes in it (URLs end up in logs), and the model may only hold
 /// the characters of real model ids: a `/`, `?`, `#` or `%` would let a caller rewrite the path
 /// or query. Tuned models (`tunedModels/…`) are therefore not reachable.
-pub fn endpoint(base: &str, model: &str, stream: bool) -> Result<String, Error> {
+pub fn endpoint(models: &reqwest::Url, model: &str, stream: bool) -> Result<reqwest::Url, Error> {
     let valid = !model.is_empty()
         && model
             .bytes()
@@ -152,11 +154,16 @@ pub fn endpoint(base: &str, model: &str, stream: bool) -> Result<String, Error> 
         .with_provider(NAME));
     }
     let method = if stream {
-        "streamGenerateContent?alt=sse"
+        "streamGenerateContent"
     } else {
         "generateContent"
     };
-    Ok(format!("{base}/v1beta/models/{model}:{method}"))
+    let mut url = models.clone();
+    url.set_path(&format!("{}{model}:{method}", models.path()));
+    if stream {
+        url.set_query(Some("alt=sse"));
+    }
+    Ok(url)
 }
 
 /// Gemini 2.5 and 3 models think with a token budget; older models have no thinking and may
@@ -778,19 +785,20 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        Gemini::new(client, config.provider(NAME).clone())
+        Gemini::new(client, config.provider(NAME).clone()).unwrap()
     }
 
     #[test]
     fn the_url_names_the_method_never_holds_the_key_and_cannot_be_rewritten() {
         let key = "AIzaSyTestKey0123456789";
         let gemini = provider("https://generativelanguage.googleapis.com/", key);
-        let url = endpoint(&gemini.base, "gemini-2.5-flash", false).unwrap();
+        let url = endpoint(&gemini.models, "gemini-2.5-flash", false).unwrap();
         assert_eq!(
-            url,
+            url.as_str(),
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
         );
-        let url = endpoint(&gemini.base, "gemini-2.5-flash", true).unwrap();
+        let url = endpoint(&gemini.models, "gemini-2.5-flash", true).unwrap();
+        let url = url.as_str();
         assert!(url.ends_with("/models/gemini-2.5-flash:streamGenerateContent?alt=sse"));
         assert!(!url.contains(key) && !url.contains("key="));
         for model in [
@@ -802,7 +810,7 @@ mod tests {
             "a%2Fb",
             "a b",
         ] {
-            let err = endpoint(&gemini.base, model, false).unwrap_err();
+            let err = endpoint(&gemini.models, model, false).unwrap_err();
             assert_eq!(err.kind, ErrorKind::ModelNotFound, "{model:?}");
         }
     }

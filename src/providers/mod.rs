@@ -189,13 +189,28 @@ pub trait Provider: Send + Sync {
 }
 
 /// The HTTP client a provider keeps for its whole life: one connection pool, TLS by rustls.
+/// Provider APIs do not redirect, and retries are the gateway's (with its deadline and
+/// breaker), so the client neither follows redirects nor retries, nor keeps copies of each
+/// request to do so.
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // The first caller installs the process-wide TLS crypto provider; later calls find it there.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()
+}
+
+/// Parses a provider's endpoint once, at start-up: a mistyped base URL is refused there, and
+/// no call pays for URL parsing.
+pub(crate) fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
+    let joined = format!("{}{path}", base.trim_end_matches('/'));
+    match reqwest::Url::parse(&joined) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+        _ => Err(format!("{base:?} is not an http(s) base URL")),
+    }
 }
 
 /// Sends one upstream request (its URL, authentication and body already set) with the trace

@@ -60,17 +60,19 @@ const CATALOG: &[ModelInfo] = &[
 pub struct OpenAi {
     client: reqwest::Client,
     config: ProviderConfig,
-    url: String,
+    url: reqwest::Url,
 }
 
 impl OpenAi {
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Self {
-        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
-        Self {
+    /// Fails when the configured base URL is not an http(s) URL.
+    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
+        let url = super::endpoint_url(&config.base_url, "/chat/completions")
+            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        Ok(Self {
             client,
             config,
             url,
-        }
+        })
     }
 
     async fn send(
@@ -83,7 +85,7 @@ impl OpenAi {
         tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
         let request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .bearer_auth(key)
             .json(&request_body(req, stream));
         super::send(NAME, &self.config, request, trace, error_from_response).await
