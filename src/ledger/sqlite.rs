@@ -32,6 +32,8 @@ const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The INSERT of a full chunk of `ROWS_PER_INSERT` rows.
+    insert_full_chunk: String,
 }
 
 impl SqliteStore {
@@ -61,12 +63,22 @@ impl SqliteStore {
         };
         Ok(Self {
             pool: pool.connect_with(options).await?,
+            insert_full_chunk: insert_sql(ROWS_PER_INSERT),
         })
     }
 }
 
 /// Rows per INSERT: few enough that the statement stays small and its prepared form is reused.
 const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO calls (…) VALUES (?, …), …` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS.split(',').count()].join(", "));
+    format!(
+        "INSERT INTO calls ({COLUMNS}) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -80,46 +92,43 @@ impl Store for SqliteStore {
             return Ok(());
         }
         // One statement per chunk rather than per row: each statement is a round trip to the
-        // connection's thread.
+        // connection's thread. Full chunks reuse one SQL text, prepared once per connection.
         let mut tx = self.pool.begin().await?;
         for chunk in records.chunks(ROWS_PER_INSERT) {
-            let rows = chunk
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r,
-                        attempts_to_json(&r.attempts)?,
-                        metadata_to_json(r.metadata.as_ref())?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, LedgerError>>()?;
-            let mut insert =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO calls ({COLUMNS}) "));
-            insert.push_values(rows, |mut row, (r, attempts, metadata)| {
-                row.push_bind(r.trace_id.clone())
-                    .push_bind(r.span_id.clone())
-                    .push_bind(r.source_agent.clone())
-                    .push_bind(r.target_agent.clone())
-                    .push_bind(r.session_id.clone())
-                    .push_bind(r.conversation_id.clone())
-                    .push_bind(r.method.clone())
-                    .push_bind(r.requested_model.clone())
-                    .push_bind(r.provider.clone())
-                    .push_bind(r.model.clone())
-                    .push_bind(r.status.clone())
-                    .push_bind(r.error_message.clone())
-                    .push_bind(attempts)
-                    .push_bind(signed(r.latency_ms))
-                    .push_bind(r.ttft_ms.map(signed))
-                    .push_bind(signed(r.usage.prompt_tokens))
-                    .push_bind(signed(r.usage.completion_tokens))
-                    .push_bind(signed(r.usage.total_tokens))
-                    .push_bind(r.cost_usd)
-                    .push_bind(metadata)
-                    .push_bind(r.started_at)
-                    .push_bind(r.finished_at);
-            });
-            insert.build().execute(&mut *tx).await?;
+            let partial;
+            let sql = if chunk.len() == ROWS_PER_INSERT {
+                &self.insert_full_chunk
+            } else {
+                partial = insert_sql(chunk.len());
+                &partial
+            };
+            let mut insert = sqlx::query(sql);
+            for r in chunk {
+                insert = insert
+                    .bind(&r.trace_id)
+                    .bind(&r.span_id)
+                    .bind(&r.source_agent)
+                    .bind(&r.target_agent)
+                    .bind(&r.session_id)
+                    .bind(&r.conversation_id)
+                    .bind(&r.method)
+                    .bind(&r.requested_model)
+                    .bind(&r.provider)
+                    .bind(&r.model)
+                    .bind(&r.status)
+                    .bind(&r.error_message)
+                    .bind(attempts_to_json(&r.attempts)?)
+                    .bind(signed(r.latency_ms))
+                    .bind(r.ttft_ms.map(signed))
+                    .bind(signed(r.usage.prompt_tokens))
+                    .bind(signed(r.usage.completion_tokens))
+                    .bind(signed(r.usage.total_tokens))
+                    .bind(r.cost_usd)
+                    .bind(metadata_to_json(r.metadata.as_ref())?)
+                    .bind(r.started_at)
+                    .bind(r.finished_at);
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
