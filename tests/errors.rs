@@ -276,3 +276,36 @@ async fn the_allow_list_changes_on_sighup_without_a_restart() {
         "ok"
     );
 }
+
+/// A base URL that is not an http(s) URL is refused when the service starts, by name, rather
+/// than failing every call that would use it.
+#[test]
+fn a_mistyped_base_url_stops_the_service_at_start() {
+    for (var, value) in [
+        ("OPENAI_BASE_URL", "api.openai.com/v1"),
+        ("ANTHROPIC_BASE_URL", "ftp://example.com"),
+        ("GEMINI_BASE_URL", "http://"),
+    ] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_llmrpc"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env_clear()
+            .env("LLMRPC_DATABASE_URL", "off")
+            .env(var, value)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+        let Ok(output) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+            let _ = std::process::Command::new("kill").arg(&pid).status();
+            panic!("{var}={value}: the service started instead of refusing");
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{var}={value} started: {stderr}");
+        assert!(
+            stderr.contains("base URL") && stderr.contains(value),
+            "{var}={value}: {stderr}"
+        );
+    }
+}

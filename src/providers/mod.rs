@@ -206,11 +206,12 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest
 /// Parses a provider's endpoint once, at start-up: a mistyped base URL is refused there, and
 /// no call pays for URL parsing.
 pub(crate) fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
-    let joined = format!("{}{path}", base.trim_end_matches('/'));
-    match reqwest::Url::parse(&joined) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
-        _ => Err(format!("{base:?} is not an http(s) base URL")),
+    let refused = || format!("{base:?} is not an http(s) base URL");
+    let parsed = reqwest::Url::parse(base).map_err(|_| refused())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(refused());
     }
+    reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/'))).map_err(|_| refused())
 }
 
 /// Sends one upstream request (its URL, authentication and body already set) with the trace
