@@ -101,7 +101,7 @@ if s:
     w(f"1,000 WebSocket subscriptions held at once (50 chunks 20 ms apart, each about a second): "
       f"{s['requests']} streams completed, {s['errors']} errors, stream duration p50 {ms(pct(s, 'latency_ms', 'p50'))} ms, "
       f"p99 {ms(pct(s, 'latency_ms', 'p99'))} ms, max {ms(pct(s, 'latency_ms', 'max'))} ms. "
-      f"Peak resident memory of the service over the whole run (VmHWM): {int(rss) / 1024:.1f} MiB." if rss else "")
+      f"Peak resident memory of the service, started afresh for this (VmHWM): {int(rss) / 1024:.1f} MiB." if rss else "")
     w("")
 w("## The ledger's cost")
 w("")
@@ -140,6 +140,7 @@ w("COMPARE=1 bench/run.sh       # the same, plus LiteLLM through bench/compare.s
 w("bench/soak.sh                # 5 minutes at 500 req/s: memory and errors; then bench/run.sh again")
 w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --duration 10 --json")
 w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
+w("python3 bench/sqlite_floor.py  # SQLite's own CPU per ledger row on this machine, without llmrpc")
 w("```")
 print("\n".join(lines))
 extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")

@@ -29,7 +29,10 @@ wait_for() { # url
 wait_for "http://$MOCK/health"
 
 svc=""
+# Every start gets a new ledger file, so that each measurement sees a database of about the same
+# size rather than everything earlier measurements wrote: the ledger's cost grows with its size.
 start_service() { # database url
+  rm -f "$OUT"/bench.db*
   env OPENAI_API_KEY=bench OPENAI_BASE_URL="http://$MOCK/v1" LLMRPC_LOG=warn \
     LLMRPC_DATABASE_URL="$1" "$B" serve --addr "$SERVICE" 2>>"$OUT/service.log" &
   svc=$!; pids+=("$svc")
@@ -65,7 +68,10 @@ done
 STREAM_MODEL=gpt-4o-mini_chunks-20_interval-2
 bench direct-stream --openai-url "http://$MOCK/v1" --mode sse --concurrency 1 --model "$STREAM_MODEL"
 through through-stream --mode sse --concurrency 1 --model "$STREAM_MODEL"
-# 1,000 streams held at once: each lasts about a second (50 chunks, 20 ms apart).
+stop_service
+# 1,000 streams held at once, by a service that has done nothing else, so that its peak memory
+# is the streams': each lasts about a second (50 chunks, 20 ms apart).
+start_service "sqlite://$OUT/bench.db"
 through streams-1000 --mode ws --concurrency 1000 --model gpt-4o-mini_chunks-50_interval-20
 peak_rss_kb > "$OUT/peak_rss_kb.txt"
 stop_service
