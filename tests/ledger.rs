@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llmrpc::ledger::{self, AttemptRecord, CallRecord, GroupBy, Ledger, Prices, Store, UsageRow};
+use llmrpc::ledger::{
+    self, AttemptRecord, CallRecord, GroupBy, Ledger, LedgerError, Prices, Store, UsageRow,
+};
 use llmrpc::providers::Usage;
 use serde_json::json;
 use sqlx::Connection;
@@ -526,4 +528,46 @@ async fn sqlite_in_memory_keeps_its_data_across_calls() {
     let store = ledger::open("sqlite::memory:").await.unwrap();
     store.insert(&[failure()]).await.unwrap();
     assert_eq!(store.trace("trace-b").await.unwrap(), vec![failure()]);
+}
+
+/// A database that refuses every write, as one that is down or full would.
+struct Refusing;
+
+#[async_trait::async_trait]
+impl Store for Refusing {
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    async fn insert(&self, _: &[CallRecord]) -> Result<(), LedgerError> {
+        Err(LedgerError::Database(sqlx::Error::PoolTimedOut))
+    }
+
+    async fn trace(&self, _: &str) -> Result<Vec<CallRecord>, LedgerError> {
+        Ok(Vec::new())
+    }
+
+    async fn usage(&self, _: i64, _: i64, _: GroupBy) -> Result<Vec<UsageRow>, LedgerError> {
+        Ok(Vec::new())
+    }
+
+    async fn prune(&self, _: i64) -> Result<u64, LedgerError> {
+        Ok(0)
+    }
+}
+
+/// Records of a batch the database refused are counted as failed (not as dropped: they were
+/// accepted), every one of them, and recording goes on.
+#[tokio::test]
+async fn records_of_a_refused_batch_are_counted_as_failed() {
+    let ledger = Ledger::start(Arc::new(Refusing), 16, None);
+    for _ in 0..3 {
+        assert!(ledger.record(success()));
+    }
+    // Whichever write took them, all three were tried before the flush answers.
+    let _ = ledger.flush().await;
+    assert_eq!((ledger.failed(), ledger.dropped()), (3, 0));
+    assert!(ledger.record(success()));
+    let _ = ledger.flush().await;
+    assert_eq!(ledger.failed(), 4);
 }

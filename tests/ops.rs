@@ -215,6 +215,10 @@ async fn a_full_ledger_queue_drops_records_and_never_fails_a_call() {
         dropped > 0,
         "with room for one record, 300 calls must drop some"
     );
+    assert!(
+        metrics.lines().any(|l| l == "llm_ledger_failed_total 0"),
+        "dropped records are not failed writes:\n{metrics}"
+    );
 }
 
 #[tokio::test]

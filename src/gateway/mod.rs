@@ -414,7 +414,9 @@ impl Gateway {
                 .circuit(*name, upstream.breaker.state());
         }
         if let Some(ledger) = &self.recorders.ledger {
-            self.recorders.metrics.ledger_dropped(ledger.dropped());
+            self.recorders
+                .metrics
+                .ledger_losses(ledger.dropped(), ledger.failed());
         }
         self.recorders.metrics.encode()
     }

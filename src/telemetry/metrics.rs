@@ -72,6 +72,7 @@ pub struct Metrics {
     retries: Family<ProviderLabels, Counter>,
     circuit: Family<ProviderLabels, Gauge>,
     ledger_dropped: Counter,
+    ledger_failed: Counter,
     total_requests: AtomicU64,
     total_tokens: AtomicU64,
     governance_violations: AtomicU64,
@@ -94,6 +95,7 @@ impl Default for Metrics {
         let active = Family::<ProviderLabels, Gauge>::default();
         let circuit = Family::<ProviderLabels, Gauge>::default();
         let ledger_dropped = Counter::default();
+        let ledger_failed = Counter::default();
         registry.register(
             "llm_requests",
             "Calls answered, by outcome",
@@ -127,6 +129,11 @@ impl Default for Metrics {
             "Call records dropped because the ledger's queue was full",
             ledger_dropped.clone(),
         );
+        registry.register(
+            "llm_ledger_failed",
+            "Call records lost because the database refused their batch",
+            ledger_failed.clone(),
+        );
         for provider in ProviderName::ALL {
             // Present from the start so that dashboards see every provider at zero.
             active
@@ -151,6 +158,7 @@ impl Default for Metrics {
             retries,
             circuit,
             ledger_dropped,
+            ledger_failed,
             total_requests: AtomicU64::new(0),
             total_tokens: AtomicU64::new(0),
             governance_violations: AtomicU64::new(0),
@@ -205,10 +213,13 @@ impl Metrics {
             .set(value);
     }
 
-    /// Brings the dropped-records counter up to the ledger's own count.
-    pub fn ledger_dropped(&self, dropped: u64) {
+    /// Brings the ledger's counters (records dropped, records lost to refused batches) up to
+    /// the ledger's own counts.
+    pub fn ledger_losses(&self, dropped: u64, failed: u64) {
         self.ledger_dropped
             .inc_by(dropped.saturating_sub(self.ledger_dropped.get()));
+        self.ledger_failed
+            .inc_by(failed.saturating_sub(self.ledger_failed.get()));
     }
 
     /// Starts accounting for a call routed to `provider`; the guard records its end.
