@@ -64,8 +64,7 @@ pub struct Anthropic {
 impl Anthropic {
     /// Fails when the configured base URL is not an http(s) URL.
     pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let url = super::endpoint_url(&config.base_url, "/v1/messages")
-            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        let url = super::endpoint_url(NAME, &config.base_url, "/v1/messages")?;
         Ok(Self {
             client,
             config,

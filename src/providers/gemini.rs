@@ -53,8 +53,7 @@ pub struct Gemini {
 impl Gemini {
     /// Fails when the configured base URL is not an http(s) URL.
     pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let models = super::endpoint_url(&config.base_url, "/v1beta/models/")
-            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        let models = super::endpoint_url(NAME, &config.base_url, "/v1beta/models/")?;
         Ok(Self {
             client,
             config,

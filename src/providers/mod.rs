@@ -205,8 +205,12 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest
 
 /// Parses a provider's endpoint once, at start-up: a mistyped base URL is refused there, and
 /// no call pays for URL parsing.
-pub(crate) fn endpoint_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
-    let refused = || format!("{base:?} is not an http(s) base URL");
+pub(crate) fn endpoint_url(
+    provider: ProviderName,
+    base: &str,
+    path: &str,
+) -> Result<reqwest::Url, String> {
+    let refused = || format!("{provider} base URL: {base:?} is not an http(s) base URL");
     let parsed = reqwest::Url::parse(base).map_err(|_| refused())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(refused());

@@ -66,8 +66,7 @@ pub struct OpenAi {
 impl OpenAi {
     /// Fails when the configured base URL is not an http(s) URL.
     pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let url = super::endpoint_url(&config.base_url, "/chat/completions")
-            .map_err(|e| format!("{NAME} base URL: {e}"))?;
+        let url = super::endpoint_url(NAME, &config.base_url, "/chat/completions")?;
         Ok(Self {
             client,
             config,
