@@ -245,3 +245,68 @@ async fn an_oversized_websocket_message_is_refused_and_the_connection_keeps_serv
     assert_eq!(served["result"]["content"], "fine");
     assert_eq!(received(&upstream).await.len(), 1);
 }
+
+/// An `llm.stream` inside a WebSocket batch is answered once, in the batch's array, and its
+/// chunks follow that array, even when another element of the batch takes longer than the
+/// stream (here a slow `llm.complete`).
+#[tokio::test]
+async fn a_stream_inside_a_websocket_batch_is_answered_once_before_its_chunks() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(stream_body(&["a", "b"])),
+        )
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion_body("slow"))
+                .set_delay(std::time::Duration::from_millis(300)),
+        )
+        .with_priority(2)
+        .mount(&upstream)
+        .await;
+    let service = Service::start(&upstream, &[]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .unwrap();
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "llm.stream", "params": params("gpt-4.1-mini")},
+        {"jsonrpc": "2.0", "id": 2, "method": "llm.complete", "params": params("gpt-4.1-mini")},
+    ]);
+    ws.send(Message::text(batch.to_string())).await.unwrap();
+    let mut messages = Vec::new();
+    while !messages
+        .last()
+        .is_some_and(|m: &Value| m["params"]["result"]["done"] == true)
+    {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        messages.push(serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap());
+    }
+    let answers = messages[0]
+        .as_array()
+        .expect("the batch's array comes first");
+    let subscription = &answers.iter().find(|a| a["id"] == 1).unwrap()["result"];
+    assert_eq!(
+        answers.iter().find(|a| a["id"] == 2).unwrap()["result"]["content"],
+        "slow"
+    );
+    let chunks: Vec<&Value> = messages[1..].iter().collect();
+    assert_eq!(chunks.len(), 3, "{messages:#?}");
+    for (i, chunk) in chunks.iter().enumerate() {
+        assert_eq!(chunk["method"], "llm.stream.chunk", "{chunk}");
+        assert_eq!(&chunk["params"]["subscription"], subscription, "{chunk}");
+        assert_eq!(chunk["params"]["result"]["index"], i, "{chunk}");
+    }
+}

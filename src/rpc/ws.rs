@@ -3,10 +3,13 @@
 //! ends here, each text message gets its context moved into `params`, and the messages are
 //! relayed to a jsonrpsee connection over an in-process pipe.
 
+use std::sync::Mutex;
+
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpBody, HttpResponse, StopHandle, serve_with_graceful_shutdown};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -100,6 +103,7 @@ where
     let (mut outer_tx, mut outer_rx) = outer.split();
     let (mut inner_tx, mut inner_rx) = inner.split();
     let (reply_tx, mut replies) = mpsc::channel::<Message>(8);
+    let batched = Mutex::new(BatchedStreams::default());
     let inbound = async {
         while let Some(Ok(message)) = outer_rx.next().await {
             let message = match message {
@@ -111,6 +115,9 @@ where
                     continue;
                 }
                 Message::Text(text) => {
+                    if let Ok(mut batched) = batched.lock() {
+                        batched.sent(&text);
+                    }
                     match hoist_a2a_context(text.as_bytes()).map(String::from_utf8) {
                         Some(Ok(rewritten)) => Message::text(rewritten),
                         _ => Message::Text(text),
@@ -128,7 +135,7 @@ where
         let _ = inner_tx.close().await;
     };
     let outbound = async {
-        loop {
+        'relay: loop {
             let message = tokio::select! {
                 message = inner_rx.next() => match message {
                     Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => message,
@@ -137,8 +144,14 @@ where
                 },
                 Some(reply) = replies.recv() => reply,
             };
-            if outer_tx.send(message).await.is_err() {
-                break;
+            let due = match batched.lock() {
+                Ok(mut batched) => batched.outgoing(message),
+                Err(_) => vec![message],
+            };
+            for message in due {
+                if outer_tx.send(message).await.is_err() {
+                    break 'relay;
+                }
             }
         }
         let _ = outer_tx.close().await;
@@ -146,5 +159,139 @@ where
     tokio::select! {
         () = inbound => {}
         () = outbound => {}
+    }
+}
+
+/// Makes an `llm.stream` sent inside a batch answered once, in the batch's array, and before its
+/// chunks. jsonrpsee answers such a subscription on its own at once and then again in the array
+/// when every element is done, with the chunks in between; this drops the lone answer and holds
+/// the chunks until the array has gone out.
+#[derive(Default)]
+struct BatchedStreams {
+    /// `id`s of `llm.stream` requests sent in batches whose lone answer has not come yet.
+    pending: Vec<Value>,
+    /// Per request `id` answered alone: its subscription id and the chunks held for it.
+    held: Vec<(Value, Value, Vec<Message>)>,
+}
+
+impl BatchedStreams {
+    /// Notes the `llm.stream` requests of a batch the caller sent.
+    fn sent(&mut self, text: &str) {
+        let looks_like_one = text.trim_start().starts_with('[')
+            && memchr::memmem::find(text.as_bytes(), b"llm.stream").is_some();
+        if !looks_like_one {
+            return;
+        }
+        let Ok(Value::Array(batch)) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        self.pending.extend(
+            batch
+                .into_iter()
+                .filter(|r| r.get("method").and_then(Value::as_str) == Some("llm.stream"))
+                .filter_map(|mut r| r.get_mut("id").map(Value::take))
+                .filter(|id| !id.is_null()),
+        );
+    }
+
+    /// What goes to the caller now in place of `message`: nothing while it is held or dropped;
+    /// after a batch's array, the chunks it releases.
+    fn outgoing(&mut self, message: Message) -> Vec<Message> {
+        if self.pending.is_empty() && self.held.is_empty() {
+            return vec![message];
+        }
+        let Message::Text(text) = &message else {
+            return vec![message];
+        };
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            return vec![message];
+        };
+        match value {
+            Value::Array(answers) => {
+                let mut due = vec![message];
+                for answer in &answers {
+                    let id = answer.get("id");
+                    self.pending.retain(|pending| Some(pending) != id);
+                    if let Some(at) = self.held.iter().position(|(held, ..)| Some(held) == id) {
+                        due.extend(self.held.swap_remove(at).2);
+                    }
+                }
+                due
+            }
+            Value::Object(mut answer) if !answer.contains_key("method") => {
+                let id = answer.get("id").cloned().unwrap_or(Value::Null);
+                let Some(at) = self.pending.iter().position(|pending| *pending == id) else {
+                    return vec![message];
+                };
+                self.pending.swap_remove(at);
+                if let Some(subscription) = answer.get_mut("result").map(Value::take) {
+                    self.held.push((id, subscription, Vec::new()));
+                }
+                Vec::new()
+            }
+            Value::Object(notification) => {
+                let subscription = notification
+                    .get("params")
+                    .and_then(|params| params.get("subscription"));
+                match self
+                    .held
+                    .iter_mut()
+                    .find(|(_, held, _)| Some(held) == subscription)
+                {
+                    Some((.., chunks)) => {
+                        chunks.push(message);
+                        Vec::new()
+                    }
+                    None => vec![message],
+                }
+            }
+            _ => vec![message],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(messages: Vec<Message>) -> Vec<String> {
+        messages
+            .into_iter()
+            .map(|m| m.into_text().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_in_a_batch_is_answered_once_in_the_array_before_its_chunks() {
+        let mut batched = BatchedStreams::default();
+        batched.sent(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"llm.stream","params":{}},
+                {"jsonrpc":"2.0","id":2,"method":"llm.metrics"}]"#,
+        );
+        let lone = r#"{"jsonrpc":"2.0","id":1,"result":77}"#;
+        let chunk = r#"{"jsonrpc":"2.0","method":"llm.stream.chunk","params":{"subscription":77,"result":{}}}"#;
+        let other = r#"{"jsonrpc":"2.0","method":"llm.stream.chunk","params":{"subscription":5,"result":{}}}"#;
+        let array =
+            r#"[{"jsonrpc":"2.0","id":1,"result":77},{"jsonrpc":"2.0","id":2,"result":{}}]"#;
+        assert!(batched.outgoing(Message::text(lone)).is_empty());
+        assert!(batched.outgoing(Message::text(chunk)).is_empty());
+        assert_eq!(texts(batched.outgoing(Message::text(other))), [other]);
+        assert_eq!(
+            texts(batched.outgoing(Message::text(array))),
+            [array, chunk]
+        );
+        assert_eq!(texts(batched.outgoing(Message::text(chunk))), [chunk]);
+        assert!(batched.pending.is_empty() && batched.held.is_empty());
+    }
+
+    #[test]
+    fn single_requests_and_batches_without_streams_pass_untouched() {
+        let mut batched = BatchedStreams::default();
+        batched.sent(r#"{"jsonrpc":"2.0","id":1,"method":"llm.stream","params":{}}"#);
+        batched.sent(r#"[{"jsonrpc":"2.0","id":3,"method":"llm.complete","params":{}}]"#);
+        batched.sent(r#"[{"jsonrpc":"2.0","method":"llm.stream","params":{}}]"#);
+        assert!(batched.pending.is_empty());
+        let lone = r#"{"jsonrpc":"2.0","id":1,"result":77}"#;
+        assert_eq!(texts(batched.outgoing(Message::text(lone))), [lone]);
     }
 }
