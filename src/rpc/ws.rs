@@ -170,8 +170,16 @@ where
 struct BatchedStreams {
     /// `id`s of `llm.stream` requests sent in batches whose lone answer has not come yet.
     pending: Vec<Value>,
-    /// Per request `id` answered alone: its subscription id and the chunks held for it.
-    held: Vec<(Value, Value, Vec<Message>)>,
+    /// Streams answered alone whose batch's array has not gone out yet.
+    held: Vec<Held>,
+}
+
+/// A subscription whose chunks wait for its batch's array.
+struct Held {
+    /// The `llm.stream` request's `id`.
+    id: Value,
+    subscription: Value,
+    chunks: Vec<Message>,
 }
 
 impl BatchedStreams {
@@ -212,8 +220,8 @@ impl BatchedStreams {
                 for answer in &answers {
                     let id = answer.get("id");
                     self.pending.retain(|pending| Some(pending) != id);
-                    if let Some(at) = self.held.iter().position(|(held, ..)| Some(held) == id) {
-                        due.extend(self.held.swap_remove(at).2);
+                    if let Some(at) = self.held.iter().position(|h| Some(&h.id) == id) {
+                        due.extend(self.held.swap_remove(at).chunks);
                     }
                 }
                 due
@@ -225,7 +233,11 @@ impl BatchedStreams {
                 };
                 self.pending.swap_remove(at);
                 if let Some(subscription) = answer.get_mut("result").map(Value::take) {
-                    self.held.push((id, subscription, Vec::new()));
+                    self.held.push(Held {
+                        id,
+                        subscription,
+                        chunks: Vec::new(),
+                    });
                 }
                 Vec::new()
             }
@@ -236,10 +248,10 @@ impl BatchedStreams {
                 match self
                     .held
                     .iter_mut()
-                    .find(|(_, held, _)| Some(held) == subscription)
+                    .find(|h| Some(&h.subscription) == subscription)
                 {
-                    Some((.., chunks)) => {
-                        chunks.push(message);
+                    Some(held) => {
+                        held.chunks.push(message);
                         Vec::new()
                     }
                     None => vec![message],
