@@ -20,6 +20,8 @@ const API_VERSION: &str = "2023-06-01";
 
 /// Anthropic requires `max_tokens`; this is the cap when the caller sets none.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
+/// Anthropic's highest temperature.
+const MAX_TEMPERATURE: f64 = 1.0;
 
 /// Room left for the visible answer when thinking spends its whole budget.
 const ANSWER_ROOM: u32 = 1024;
@@ -216,7 +218,9 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Value, Error> {
         body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
     } else {
         if let Some(t) = req.temperature {
-            body["temperature"] = json!(t);
+            // The contract's range is OpenAI's, 0–2; Anthropic's ends at 1, which is sent for
+            // anything above, so that a call falling back to Claude is not refused for it.
+            body["temperature"] = json!(t.min(MAX_TEMPERATURE));
         }
         if let Some(p) = req.top_p {
             body["top_p"] = json!(p);
@@ -850,6 +854,15 @@ mod tests {
         let body = request_body(&req, false).unwrap();
         assert!(body.get("thinking").is_none());
         assert_eq!(body["temperature"], 0.7);
+    }
+
+    #[test]
+    fn temperatures_above_anthropics_range_are_sent_as_its_maximum() {
+        let mut req = request("claude-haiku-4-5", vec![text(Role::User, "hi")]);
+        for (asked, sent) in [(0.0, 0.0), (0.7, 0.7), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0)] {
+            req.temperature = Some(asked);
+            assert_eq!(request_body(&req, false).unwrap()["temperature"], sent);
+        }
     }
 
     #[test]
