@@ -135,6 +135,8 @@ where
         let _ = inner_tx.close().await;
     };
     let outbound = async {
+        // Reused for every message, so that relaying costs no allocation.
+        let mut due = Vec::new();
         'relay: loop {
             let message = tokio::select! {
                 message = inner_rx.next() => match message {
@@ -144,11 +146,11 @@ where
                 },
                 Some(reply) = replies.recv() => reply,
             };
-            let due = match batched.lock() {
-                Ok(mut batched) => batched.outgoing(message),
-                Err(_) => vec![message],
-            };
-            for message in due {
+            match batched.lock() {
+                Ok(mut batched) => batched.outgoing(message, &mut due),
+                Err(_) => due.push(message),
+            }
+            for message in due.drain(..) {
                 if outer_tx.send(message).await.is_err() {
                     break 'relay;
                 }
@@ -202,21 +204,21 @@ impl BatchedStreams {
         );
     }
 
-    /// What goes to the caller now in place of `message`: nothing while it is held or dropped;
-    /// after a batch's array, the chunks it releases.
-    fn outgoing(&mut self, message: Message) -> Vec<Message> {
+    /// Pushes onto `due` what goes to the caller now in place of `message`: nothing while it is
+    /// held or dropped; after a batch's array, the chunks it releases.
+    fn outgoing(&mut self, message: Message, due: &mut Vec<Message>) {
         if self.pending.is_empty() && self.held.is_empty() {
-            return vec![message];
+            return due.push(message);
         }
         let Message::Text(text) = &message else {
-            return vec![message];
+            return due.push(message);
         };
         let Ok(value) = serde_json::from_str::<Value>(text) else {
-            return vec![message];
+            return due.push(message);
         };
         match value {
             Value::Array(answers) => {
-                let mut due = vec![message];
+                due.push(message);
                 for answer in &answers {
                     let id = answer.get("id");
                     self.pending.retain(|pending| Some(pending) != id);
@@ -224,12 +226,11 @@ impl BatchedStreams {
                         due.extend(self.held.swap_remove(at).chunks);
                     }
                 }
-                due
             }
             Value::Object(mut answer) if !answer.contains_key("method") => {
                 let id = answer.get("id").cloned().unwrap_or(Value::Null);
                 let Some(at) = self.pending.iter().position(|pending| *pending == id) else {
-                    return vec![message];
+                    return due.push(message);
                 };
                 self.pending.swap_remove(at);
                 if let Some(subscription) = answer.get_mut("result").map(Value::take) {
@@ -239,7 +240,6 @@ impl BatchedStreams {
                         chunks: Vec::new(),
                     });
                 }
-                Vec::new()
             }
             Value::Object(notification) => {
                 let subscription = notification
@@ -250,14 +250,11 @@ impl BatchedStreams {
                     .iter_mut()
                     .find(|h| Some(&h.subscription) == subscription)
                 {
-                    Some(held) => {
-                        held.chunks.push(message);
-                        Vec::new()
-                    }
-                    None => vec![message],
+                    Some(held) => held.chunks.push(message),
+                    None => due.push(message),
                 }
             }
-            _ => vec![message],
+            _ => due.push(message),
         }
     }
 }
@@ -266,9 +263,11 @@ impl BatchedStreams {
 mod tests {
     use super::*;
 
-    fn texts(messages: Vec<Message>) -> Vec<String> {
-        messages
-            .into_iter()
+    /// What `outgoing` lets through for `message`, as text.
+    fn texts(batched: &mut BatchedStreams, message: Message) -> Vec<String> {
+        let mut due = Vec::new();
+        batched.outgoing(message, &mut due);
+        due.into_iter()
             .map(|m| m.into_text().unwrap().to_string())
             .collect()
     }
@@ -285,14 +284,11 @@ mod tests {
         let other = r#"{"jsonrpc":"2.0","method":"llm.stream.chunk","params":{"subscription":5,"result":{}}}"#;
         let array =
             r#"[{"jsonrpc":"2.0","id":1,"result":77},{"jsonrpc":"2.0","id":2,"result":{}}]"#;
-        assert!(batched.outgoing(Message::text(lone)).is_empty());
-        assert!(batched.outgoing(Message::text(chunk)).is_empty());
-        assert_eq!(texts(batched.outgoing(Message::text(other))), [other]);
-        assert_eq!(
-            texts(batched.outgoing(Message::text(array))),
-            [array, chunk]
-        );
-        assert_eq!(texts(batched.outgoing(Message::text(chunk))), [chunk]);
+        assert!(texts(&mut batched, Message::text(lone)).is_empty());
+        assert!(texts(&mut batched, Message::text(chunk)).is_empty());
+        assert_eq!(texts(&mut batched, Message::text(other)), [other]);
+        assert_eq!(texts(&mut batched, Message::text(array)), [array, chunk]);
+        assert_eq!(texts(&mut batched, Message::text(chunk)), [chunk]);
         assert!(batched.pending.is_empty() && batched.held.is_empty());
     }
 
@@ -304,6 +300,6 @@ mod tests {
         batched.sent(r#"[{"jsonrpc":"2.0","method":"llm.stream","params":{}}]"#);
         assert!(batched.pending.is_empty());
         let lone = r#"{"jsonrpc":"2.0","id":1,"result":77}"#;
-        assert_eq!(texts(batched.outgoing(Message::text(lone))), [lone]);
+        assert_eq!(texts(&mut batched, Message::text(lone)), [lone]);
     }
 }
