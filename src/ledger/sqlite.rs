@@ -19,16 +19,32 @@ use crate::providers::Usage;
 
 /// Every file of `migrations/sqlite/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "calls",
-    include_str!("../../migrations/sqlite/0001_calls.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "calls",
+        include_str!("../../migrations/sqlite/0001_calls.sql"),
+    ),
+    (
+        2,
+        "trace key",
+        include_str!("../../migrations/sqlite/0002_trace_key.sql"),
+    ),
+];
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
     started_at, finished_at";
+
+/// `COLUMNS` and the key `ops.trace` looks rows up by: the last column of every inserted row.
+const INSERT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
+    conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
+    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
+    started_at, finished_at, trace_key";
+
+/// Rows given their `trace_key` per transaction when rows from before migration 2 are keyed.
+const KEYING_CHUNK: i64 = 10_000;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -68,14 +84,54 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction; after
+    /// the first start with migration 2 there are none and this is one indexed lookup.
+    async fn key_unkeyed_rows(&self) -> Result<(), LedgerError> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, trace_id FROM calls WHERE trace_key IS NULL LIMIT ?")
+                    .bind(KEYING_CHUNK)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (id, trace_id) in &rows {
+                sqlx::query("UPDATE calls SET trace_key = ? WHERE id = ?")
+                    .bind(trace_key(trace_id))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            if rows.len() < KEYING_CHUNK as usize {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The 64-bit FNV-1a hash of a trace id, as SQLite's signed integer. Stored in every row, so it
+/// must never change: FNV-1a is fixed by its specification, unlike Rust's `Hasher`s.
+fn trace_key(trace_id: &str) -> i64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = trace_id.bytes().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    });
+    hash.cast_signed()
+}
+
 /// Rows per INSERT: few enough that the statement stays small and its prepared form is reused.
 const ROWS_PER_INSERT: usize = 32;
 
 /// `INSERT INTO calls (…) VALUES (?, …), …` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; COLUMNS.split(',').count()].join(", "));
+    let row = format!(
+        "({})",
+        vec!["?"; INSERT_COLUMNS.split(',').count()].join(", ")
+    );
     format!(
-        "INSERT INTO calls ({COLUMNS}) VALUES {}",
+        "INSERT INTO calls ({INSERT_COLUMNS}) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -84,7 +140,7 @@ fn insert_sql(rows: usize) -> String {
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), LedgerError> {
         migrator(MIGRATIONS).await?.run(&self.pool).await?;
-        Ok(())
+        self.key_unkeyed_rows().await
     }
 
     async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
@@ -126,7 +182,8 @@ impl Store for SqliteStore {
                     .bind(r.cost_usd)
                     .bind(metadata_to_json(r.metadata.as_ref())?)
                     .bind(r.started_at)
-                    .bind(r.finished_at);
+                    .bind(r.finished_at)
+                    .bind(trace_key(&r.trace_id));
             }
             insert.execute(&mut *tx).await?;
         }
@@ -135,8 +192,13 @@ impl Store for SqliteStore {
     }
 
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError> {
-        let sql = format!("SELECT {COLUMNS} FROM calls WHERE trace_id = ? ORDER BY started_at, id");
+        // The key narrows the search to a few rows; the id itself settles hash collisions.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls WHERE trace_key = ? AND trace_id = ? \
+             ORDER BY started_at, id"
+        );
         sqlx::query(&sql)
+            .bind(trace_key(trace_id))
             .bind(trace_id)
             .fetch_all(&self.pool)
             .await?
@@ -218,4 +280,92 @@ fn record(row: &SqliteRow) -> Result<CallRecord, LedgerError> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn memory_store() -> SqliteStore {
+        SqliteStore::connect("sqlite::memory:").await.unwrap()
+    }
+
+    fn call(trace_id: &str, started_at: i64) -> CallRecord {
+        CallRecord {
+            trace_id: trace_id.into(),
+            span_id: format!("{started_at:016x}"),
+            method: "llm.complete".into(),
+            requested_model: "gpt-4o-mini".into(),
+            status: "ok".into(),
+            started_at,
+            finished_at: started_at + 1,
+            ..CallRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_trace_key_is_fnv_1a() {
+        // The specification's test vectors: a changed hash would hide every stored trace.
+        assert_eq!(trace_key(""), 0xcbf2_9ce4_8422_2325_u64.cast_signed());
+        assert_eq!(trace_key("a"), 0xaf63_dc4c_8601_ec8c_u64.cast_signed());
+        assert_eq!(trace_key("foobar"), 0x8594_4171_f739_67e8_u64.cast_signed());
+    }
+
+    #[tokio::test]
+    async fn rows_from_before_the_trace_key_are_keyed_at_start() {
+        let store = memory_store().await;
+        let first: &'static [(i64, &str, &str)] = Box::leak(MIGRATIONS[..1].to_vec().into());
+        migrator(first)
+            .await
+            .unwrap()
+            .run(&store.pool)
+            .await
+            .unwrap();
+        for (trace_id, started_at) in [("old-a", 1), ("old-b", 2), ("old-a", 3)] {
+            sqlx::query(
+                "INSERT INTO calls (trace_id, span_id, method, requested_model, status, \
+                 latency_ms, started_at, finished_at) VALUES (?, 's', 'llm.complete', 'm', 'ok', \
+                 1, ?, ?)",
+            )
+            .bind(trace_id)
+            .bind(started_at)
+            .bind(started_at + 1)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+
+        store.migrate().await.unwrap();
+
+        let old_a = store.trace("old-a").await.unwrap();
+        assert_eq!(
+            old_a.iter().map(|r| r.started_at).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert_eq!(store.trace("old-b").await.unwrap().len(), 1);
+        let unkeyed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE trace_key IS NULL")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(unkeyed, 0);
+    }
+
+    #[tokio::test]
+    async fn traces_whose_keys_collide_stay_apart() {
+        let store = memory_store().await;
+        store.migrate().await.unwrap();
+        store.insert(&[call("mine", 1)]).await.unwrap();
+        // Another trace id under the same key, as a hash collision would store it.
+        sqlx::query(
+            "INSERT INTO calls (trace_id, span_id, method, requested_model, status, latency_ms, \
+             started_at, finished_at, trace_key) VALUES ('theirs', 's', 'llm.complete', 'm', \
+             'ok', 1, 2, 3, ?)",
+        )
+        .bind(trace_key("mine"))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+        assert_eq!(store.trace("mine").await.unwrap(), [call("mine", 1)]);
+    }
 }
