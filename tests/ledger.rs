@@ -571,3 +571,21 @@ async fn records_of_a_refused_batch_are_counted_as_failed() {
     let _ = ledger.flush().await;
     assert_eq!(ledger.failed(), 4);
 }
+
+/// A flush (what `ops.trace` and `ops.usage` do before reading) has the writer write at once
+/// rather than at its next batch: on a paused clock, no time passes.
+#[tokio::test(start_paused = true)]
+async fn a_flush_does_not_wait_for_the_next_batch() {
+    let ledger = Ledger::start(Arc::new(Refusing), 16, None);
+    // The writer's first batch is due at once; the next one is a whole interval away.
+    let _ = ledger.flush().await;
+    assert!(ledger.record(success()));
+    let start = tokio::time::Instant::now();
+    let _ = ledger.flush().await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the flush waited for the timer"
+    );
+    assert_eq!(ledger.failed(), 1, "the record was written by the flush");
+}

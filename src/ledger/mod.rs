@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Interval, MissedTickBehavior};
 
 pub use pricing::{Price, Prices};
@@ -29,9 +29,11 @@ use crate::providers::Usage;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://llmrpc.db";
 
 /// Records written in one transaction at most.
-const MAX_BATCH: usize = 2048;
-/// How long a record may wait for its batch to fill.
-const BATCH_INTERVAL: Duration = Duration::from_millis(50);
+const MAX_BATCH: usize = 8192;
+/// How long a record may wait for its batch to fill. Rows of one batch that land on the same
+/// index page are written together, so at high rates longer batches cost less per row; reads
+/// through [`Ledger::flush`] do not wait for it.
+const BATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// Pruning runs at start, then this often at most (or every `retention`, when shorter).
 const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -190,6 +192,8 @@ enum Message {
 pub struct Ledger {
     store: Arc<dyn Store>,
     sender: mpsc::Sender<Message>,
+    /// Wakes the writer for a flush before its next batch is due.
+    flush_requested: Arc<Notify>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
@@ -200,9 +204,11 @@ impl Ledger {
     pub fn start(store: Arc<dyn Store>, capacity: usize, retention: Option<Duration>) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let failed = Arc::new(AtomicU64::new(0));
+        let flush_requested = Arc::new(Notify::new());
         let writer = Writer {
             store: Arc::clone(&store),
             receiver,
+            flush_requested: Arc::clone(&flush_requested),
             batch: Vec::new(),
             failed: Arc::clone(&failed),
             retention,
@@ -211,6 +217,7 @@ impl Ledger {
         Self {
             store,
             sender,
+            flush_requested,
             dropped: Arc::new(AtomicU64::new(0)),
             failed,
         }
@@ -247,6 +254,7 @@ impl Ledger {
             .send(Message::Flush(done))
             .await
             .map_err(|_| LedgerError::Closed)?;
+        self.flush_requested.notify_one();
         written.await.map_err(|_| LedgerError::Closed)?
     }
 
@@ -269,6 +277,7 @@ impl Ledger {
 struct Writer {
     store: Arc<dyn Store>,
     receiver: mpsc::Receiver<Message>,
+    flush_requested: Arc<Notify>,
     batch: Vec<CallRecord>,
     failed: Arc<AtomicU64>,
     retention: Option<Duration>,
@@ -287,6 +296,7 @@ impl Writer {
         loop {
             tokio::select! {
                 _ = flush.tick() => {}
+                () = self.flush_requested.notified() => {}
                 _ = tick(&mut prune) => {
                     self.prune().await;
                     continue;
