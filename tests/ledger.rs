@@ -175,8 +175,11 @@ fn old() -> CallRecord {
 
 /// Every fixture, written out of order so that `trace` has to sort.
 async fn insert_fixtures(store: &dyn Store) {
-    store.insert(&[retried(), failure()]).await.unwrap();
-    store.insert(&[success(), old(), unrouted()]).await.unwrap();
+    store.insert(vec![retried(), failure()]).await.unwrap();
+    store
+        .insert(vec![success(), old(), unrouted()])
+        .await
+        .unwrap();
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -218,7 +221,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
         finished_at: T0 + HOUR + 1,
         ..success()
     };
-    store.insert(&[late]).await.unwrap();
+    store.insert(vec![late]).await.unwrap();
     let openai_cost = success().cost_usd + retried().cost_usd;
     assert!(openai_cost > 0.0);
     let row = |key: Option<&str>, calls, errors, prompt, completion, cost_usd| UsageRow {
@@ -372,7 +375,7 @@ async fn retention_prunes_old_calls(store: Arc<dyn Store>) {
         finished_at: now - 2 * HOUR,
         ..success()
     };
-    store.insert(&[recent, expired]).await.unwrap();
+    store.insert(vec![recent, expired]).await.unwrap();
     let _ledger = Ledger::start(Arc::clone(&store), 16, Some(Duration::from_secs(3600)));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !store.trace("expired").await.unwrap().is_empty() {
@@ -514,7 +517,7 @@ async fn sqlite_creates_its_file_and_directory_in_wal_mode_and_keeps_them() {
     assert!(!path.exists());
     let store = ledger::open(&url).await.unwrap();
     assert!(path.exists());
-    store.insert(&[success()]).await.unwrap();
+    store.insert(vec![success()]).await.unwrap();
     assert!(path.with_extension("db-wal").exists(), "not in WAL mode");
     drop(store);
 
@@ -526,7 +529,7 @@ async fn sqlite_creates_its_file_and_directory_in_wal_mode_and_keeps_them() {
 #[tokio::test]
 async fn sqlite_in_memory_keeps_its_data_across_calls() {
     let store = ledger::open("sqlite::memory:").await.unwrap();
-    store.insert(&[failure()]).await.unwrap();
+    store.insert(vec![failure()]).await.unwrap();
     assert_eq!(store.trace("trace-b").await.unwrap(), vec![failure()]);
 }
 
@@ -539,7 +542,7 @@ impl Store for Refusing {
         Ok(())
     }
 
-    async fn insert(&self, _: &[CallRecord]) -> Result<(), LedgerError> {
+    async fn insert(&self, _: Vec<CallRecord>) -> Result<(), LedgerError> {
         Err(LedgerError::Database(sqlx::Error::PoolTimedOut))
     }
 

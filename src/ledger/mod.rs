@@ -146,7 +146,7 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<(), LedgerError>;
 
     /// Writes `records` in one transaction.
-    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError>;
+    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError>;
 
     /// Every call of `trace_id`, oldest first.
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError>;
@@ -332,13 +332,13 @@ impl Writer {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let result = self.store.insert(&self.batch).await;
+        let records = self.batch.len();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(records));
+        let result = self.store.insert(batch).await;
         if let Err(err) = &result {
-            let lost = self.batch.len();
-            self.failed.fetch_add(lost as u64, Ordering::Relaxed);
-            tracing::warn!(records = lost, "ledger write failed, records lost: {err}");
+            self.failed.fetch_add(records as u64, Ordering::Relaxed);
+            tracing::warn!(records, "ledger write failed, records lost: {err}");
         }
-        self.batch.clear();
         result
     }
 

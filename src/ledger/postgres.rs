@@ -77,19 +77,19 @@ struct Columns {
 }
 
 impl Columns {
-    fn push(&mut self, r: &CallRecord) -> Result<(), LedgerError> {
-        self.trace_id.push(r.trace_id.clone());
-        self.span_id.push(r.span_id.clone());
-        self.source_agent.push(r.source_agent.clone());
-        self.target_agent.push(r.target_agent.clone());
-        self.session_id.push(r.session_id.clone());
-        self.conversation_id.push(r.conversation_id.clone());
-        self.method.push(r.method.clone());
-        self.requested_model.push(r.requested_model.clone());
-        self.provider.push(r.provider.clone());
-        self.model.push(r.model.clone());
-        self.status.push(r.status.clone());
-        self.error_message.push(r.error_message.clone());
+    fn push(&mut self, r: CallRecord) -> Result<(), LedgerError> {
+        self.trace_id.push(r.trace_id);
+        self.span_id.push(r.span_id);
+        self.source_agent.push(r.source_agent);
+        self.target_agent.push(r.target_agent);
+        self.session_id.push(r.session_id);
+        self.conversation_id.push(r.conversation_id);
+        self.method.push(r.method);
+        self.requested_model.push(r.requested_model);
+        self.provider.push(r.provider);
+        self.model.push(r.model);
+        self.status.push(r.status);
+        self.error_message.push(r.error_message);
         self.attempts.push(attempts_to_json(&r.attempts)?);
         self.latency_ms.push(signed(r.latency_ms));
         self.ttft_ms.push(r.ttft_ms.map(signed));
@@ -112,7 +112,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
+    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }

@@ -5,11 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
+use sqlx::{Arguments, Row};
 
 use super::{
     CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
@@ -37,11 +37,16 @@ const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
     started_at, finished_at";
 
-/// `COLUMNS` and the key `ops.trace` looks rows up by: the last column of every inserted row.
-const INSERT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
-    conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
-    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
+/// The columns of an inserted row, in the order `insert` binds them: `COLUMNS` and the key
+/// `ops.trace` looks rows up by.
+const INSERT_COLUMNS: &str = "attempts, metadata, trace_id, span_id, source_agent, \
+    target_agent, session_id, conversation_id, method, requested_model, provider, model, status, \
+    error_message, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, \
     started_at, finished_at, trace_key";
+
+fn insert_column_count() -> usize {
+    INSERT_COLUMNS.split(',').count()
+}
 
 /// Rows given their `trace_key` per transaction when rows from before migration 2 are keyed.
 const KEYING_CHUNK: i64 = 10_000;
@@ -148,48 +153,57 @@ impl Store for SqliteStore {
         self.key_unkeyed_rows().await
     }
 
-    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
+    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }
         // Full chunks reuse one SQL text, prepared once per connection; the last, shorter one
         // is prepared for itself and not kept, lest every length seen fill the statement cache.
         let mut tx = self.pool.begin().await?;
-        for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut rows = records.into_iter();
+        loop {
+            let chunk = rows.len().min(ROWS_PER_INSERT);
+            if chunk == 0 {
+                break;
+            }
             let partial;
-            let full = chunk.len() == ROWS_PER_INSERT;
+            let full = chunk == ROWS_PER_INSERT;
             let sql = if full {
                 &self.insert_full_chunk
             } else {
-                partial = insert_sql(chunk.len());
+                partial = insert_sql(chunk);
                 &partial
             };
-            let mut insert = sqlx::query(sql).persistent(full);
-            for r in chunk {
+            let mut arguments = SqliteArguments::default();
+            arguments.reserve(chunk * insert_column_count(), 0);
+            let mut insert = sqlx::query_with(sql, arguments).persistent(full);
+            // Bound by value: the strings move into the statement instead of being copied.
+            for r in rows.by_ref().take(chunk) {
+                let key = trace_key(&r.trace_id);
                 insert = insert
-                    .bind(&r.trace_id)
-                    .bind(&r.span_id)
-                    .bind(&r.source_agent)
-                    .bind(&r.target_agent)
-                    .bind(&r.session_id)
-                    .bind(&r.conversation_id)
-                    .bind(&r.method)
-                    .bind(&r.requested_model)
-                    .bind(&r.provider)
-                    .bind(&r.model)
-                    .bind(&r.status)
-                    .bind(&r.error_message)
                     .bind(attempts_to_json(&r.attempts)?)
+                    .bind(metadata_to_json(r.metadata.as_ref())?)
+                    .bind(r.trace_id)
+                    .bind(r.span_id)
+                    .bind(r.source_agent)
+                    .bind(r.target_agent)
+                    .bind(r.session_id)
+                    .bind(r.conversation_id)
+                    .bind(r.method)
+                    .bind(r.requested_model)
+                    .bind(r.provider)
+                    .bind(r.model)
+                    .bind(r.status)
+                    .bind(r.error_message)
                     .bind(signed(r.latency_ms))
                     .bind(r.ttft_ms.map(signed))
                     .bind(signed(r.usage.prompt_tokens))
                     .bind(signed(r.usage.completion_tokens))
                     .bind(signed(r.usage.total_tokens))
                     .bind(r.cost_usd)
-                    .bind(metadata_to_json(r.metadata.as_ref())?)
                     .bind(r.started_at)
                     .bind(r.finished_at)
-                    .bind(trace_key(&r.trace_id));
+                    .bind(key);
             }
             insert.execute(&mut *tx).await?;
         }
@@ -360,7 +374,7 @@ mod tests {
     async fn traces_whose_keys_collide_stay_apart() {
         let store = memory_store().await;
         store.migrate().await.unwrap();
-        store.insert(&[call("mine", 1)]).await.unwrap();
+        store.insert(vec![call("mine", 1)]).await.unwrap();
         // Another trace id under the same key, as a hash collision would store it.
         sqlx::query(
             "INSERT INTO calls (trace_id, span_id, method, requested_model, status, latency_ms, \
