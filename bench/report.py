@@ -2,6 +2,7 @@
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -105,15 +106,29 @@ if s:
     w("")
 w("## The ledger's cost")
 w("")
-runs = {state: [load(f"ledger-{state}-{n}") for n in (1, 2)] for state in ("on", "off")}
-if all(all(r) for r in runs.values()):
-    rps = {state: sum(r["requests_per_second"] for r in rs) / len(rs) for state, rs in runs.items()}
-    cpu = {state: sum(cpu_us_per_request(f"ledger-{state}-{n}") for n in (1, 2)) / 2 for state in runs}
-    w(f"At 16 connections, alternating runs with the ledger on (SQLite) and off "
-      f"(`LLMRPC_DATABASE_URL=off`), two of each: {rps['on']:.0f} vs {rps['off']:.0f} req/s "
-      f"({1 - rps['on'] / rps['off']:.1%} less throughput), and {cpu['on']:.0f} vs {cpu['off']:.0f} µs of the "
-      f"service's CPU per call ({cpu['on'] / cpu['off'] - 1:.1%} more). CPU per call is the steadier measure "
-      "on a machine whose three processes compete for two cores.")
+rounds = sorted(int(name[len("ledger-on-"):-len(".json")]) for name in os.listdir(out)
+                if name.startswith("ledger-on-") and name.endswith(".json"))
+pairs = [(n, load(f"ledger-on-{n}"), load(f"ledger-off-{n}")) for n in rounds]
+pairs = [(n, on, off) for n, on, off in pairs if on and off]
+if pairs:
+    w("At 16 connections, pairs of runs back to back with the ledger on (SQLite, a new file per "
+      "run) and off (`LLMRPC_DATABASE_URL=off`), alternating which goes first:")
+    w("")
+    w("| pair | on req/s | off req/s | throughput lost | service CPU µs/call on | off |")
+    w("|---|---|---|---|---|---|")
+    losses = []
+    for n, on, off in pairs:
+        loss = 1 - on["requests_per_second"] / off["requests_per_second"]
+        losses.append(loss)
+        w(f"| {n} | {on['requests_per_second']:.0f} | {off['requests_per_second']:.0f} | {loss:.1%} | "
+          f"{cpu_us_per_request(f'ledger-on-{n}'):.0f} | {cpu_us_per_request(f'ledger-off-{n}'):.0f} |")
+    w("")
+    cpu_on = statistics.median(cpu_us_per_request(f"ledger-on-{n}") for n, _, _ in pairs)
+    cpu_off = statistics.median(cpu_us_per_request(f"ledger-off-{n}") for n, _, _ in pairs)
+    w(f"Median throughput lost over the pairs: **{statistics.median(losses):.1%}**; median service "
+      f"CPU per call {cpu_on:.0f} µs on, {cpu_off:.0f} µs off. A single pair can differ by more than "
+      "the ledger costs on a machine whose speed drifts and whose three processes compete for two "
+      "cores; the median of the pairs is the figure to read.")
     w("")
 soak = load("soak")
 samples = [int(x) for x in read("soak_rss_kb.txt").split()]

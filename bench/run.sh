@@ -4,6 +4,7 @@
 # cost, and the service's peak memory and CPU time per request. Everything runs on 127.0.0.1.
 #   DURATION=10 WARMUP=2 bench/run.sh        (seconds per measurement)
 #   COMPARE=1 bench/run.sh                    (also LiteLLM, through bench/compare.sh)
+#   LEDGER_ROUNDS=4 bench/run.sh              (pairs of runs with the ledger on and off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -76,11 +77,13 @@ through streams-1000 --mode ws --concurrency 1000 --model gpt-4o-mini_chunks-50_
 peak_rss_kb > "$OUT/peak_rss_kb.txt"
 stop_service
 
-# The ledger's cost: the same load with it on and off, alternated so that drift in the shared
-# machine's speed falls on both.
-for round in 1 2; do
-  start_service "sqlite://$OUT/bench.db"; through "ledger-on-$round" --concurrency 16; stop_service
-  start_service off; through "ledger-off-$round" --concurrency 16; stop_service
+# The ledger's cost: the same load with it on and off, in pairs run back to back, each pair in
+# the other order than the last, so that drift in the shared machine's speed falls on both.
+ledger_on() { start_service "sqlite://$OUT/bench.db"; through "ledger-on-$1" --concurrency 16; stop_service; }
+ledger_off() { start_service off; through "ledger-off-$1" --concurrency 16; stop_service; }
+for round in $(seq 1 "${LEDGER_ROUNDS:-4}"); do
+  if [ $((round % 2)) = 1 ]; then ledger_on "$round"; ledger_off "$round"
+  else ledger_off "$round"; ledger_on "$round"; fi
 done
 
 if [ "${COMPARE:-0}" = 1 ]; then
