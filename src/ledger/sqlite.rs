@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Arguments, Row};
+use sqlx::{Arguments, Connection, Row};
 
 use super::{
     CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
@@ -19,7 +19,7 @@ use crate::providers::Usage;
 
 /// Every file of `migrations/sqlite/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+static MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "calls",
@@ -30,7 +30,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trace key",
         include_str!("../../migrations/sqlite/0002_trace_key.sql"),
     ),
+    (
+        3,
+        "trace key index",
+        include_str!("../../migrations/sqlite/0003_trace_key_index.sql"),
+    ),
 ];
+
+/// The migrations after which rows written before the trace key are given theirs, and before
+/// which the key is indexed.
+const BEFORE_KEYING: usize = 2;
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
@@ -49,7 +58,7 @@ fn insert_column_count() -> usize {
 }
 
 /// Rows given their `trace_key` per transaction when rows from before migration 2 are keyed.
-const KEYING_CHUNK: i64 = 10_000;
+const KEYING_CHUNK: usize = 16_384;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -93,28 +102,58 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction; after
-    /// the first start with migration 2 there are none and this is one indexed lookup.
+    /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
+    /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
+    /// per chunk: a statement per row would be a round trip to the connection's thread each.
+    /// After the first start with migration 2 there are no such rows and this is one query.
     async fn key_unkeyed_rows(&self) -> Result<(), LedgerError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS trace_keys (id INTEGER PRIMARY KEY, key INTEGER)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let mut after = i64::MIN;
         loop {
-            let mut tx = self.pool.begin().await?;
-            let rows: Vec<(i64, String)> =
-                sqlx::query_as("SELECT id, trace_id FROM calls WHERE trace_key IS NULL LIMIT ?")
-                    .bind(KEYING_CHUNK)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for (id, trace_id) in &rows {
-                sqlx::query("UPDATE calls SET trace_key = ? WHERE id = ?")
-                    .bind(trace_key(trace_id))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+            let mut tx = Connection::begin(&mut *conn).await?;
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, trace_id FROM calls WHERE id > ? AND trace_key IS NULL \
+                 ORDER BY id LIMIT ?",
+            )
+            .bind(after)
+            .bind(KEYING_CHUNK as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let sql = format!(
+                    "INSERT INTO trace_keys (id, key) VALUES {}",
+                    vec!["(?, ?)"; chunk.len()].join(", ")
+                );
+                let mut insert = sqlx::query(&sql).persistent(false);
+                for (id, trace_id) in chunk {
+                    insert = insert.bind(id).bind(trace_key(trace_id));
+                }
+                insert.execute(&mut *tx).await?;
             }
+            sqlx::query(
+                "UPDATE calls SET trace_key = trace_keys.key FROM trace_keys \
+                 WHERE calls.id = trace_keys.id",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM trace_keys")
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            if rows.len() < KEYING_CHUNK as usize {
-                return Ok(());
+            match rows.last() {
+                Some((id, _)) if rows.len() == KEYING_CHUNK => after = *id,
+                _ => break,
             }
         }
+        sqlx::query("DROP TABLE trace_keys")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
 
@@ -149,8 +188,13 @@ fn insert_sql(rows: usize) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), LedgerError> {
+        // A database that already has the later migrations is not an error at this stage.
+        let mut before_keying = migrator(&MIGRATIONS[..BEFORE_KEYING]).await?;
+        before_keying.set_ignore_missing(true);
+        before_keying.run(&self.pool).await?;
+        self.key_unkeyed_rows().await?;
         migrator(MIGRATIONS).await?.run(&self.pool).await?;
-        self.key_unkeyed_rows().await
+        Ok(())
     }
 
     async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError> {
@@ -334,35 +378,33 @@ mod tests {
     #[tokio::test]
     async fn rows_from_before_the_trace_key_are_keyed_at_start() {
         let store = memory_store().await;
-        let first: &'static [(i64, &str, &str)] = Box::leak(MIGRATIONS[..1].to_vec().into());
-        migrator(first)
+        migrator(&MIGRATIONS[..1])
             .await
             .unwrap()
             .run(&store.pool)
             .await
             .unwrap();
-        for (trace_id, started_at) in [("old-a", 1), ("old-b", 2), ("old-a", 3)] {
-            sqlx::query(
-                "INSERT INTO calls (trace_id, span_id, method, requested_model, status, \
-                 latency_ms, started_at, finished_at) VALUES (?, 's', 'llm.complete', 'm', 'ok', \
-                 1, ?, ?)",
-            )
-            .bind(trace_id)
-            .bind(started_at)
-            .bind(started_at + 1)
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        }
+        // More rows than one keying chunk, in 7 traces: `old-0` … `old-6`.
+        let rows = KEYING_CHUNK as i64 + 100;
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             INSERT INTO calls (trace_id, span_id, method, requested_model, status, latency_ms, \
+             started_at, finished_at) \
+             SELECT 'old-' || (i % 7), 's', 'llm.complete', 'm', 'ok', 1, i, i + 1 FROM n",
+        )
+        .bind(rows)
+        .execute(&store.pool)
+        .await
+        .unwrap();
 
         store.migrate().await.unwrap();
 
-        let old_a = store.trace("old-a").await.unwrap();
+        let old_3 = store.trace("old-3").await.unwrap();
+        let expected: Vec<i64> = (1..=rows).filter(|i| i % 7 == 3).collect();
         assert_eq!(
-            old_a.iter().map(|r| r.started_at).collect::<Vec<_>>(),
-            [1, 3]
+            old_3.iter().map(|r| r.started_at).collect::<Vec<_>>(),
+            expected
         );
-        assert_eq!(store.trace("old-b").await.unwrap().len(), 1);
         let unkeyed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE trace_key IS NULL")
             .fetch_one(&store.pool)
             .await
