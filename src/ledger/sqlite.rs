@@ -37,8 +37,8 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The migrations after which rows written before the trace key are given theirs, and before
-/// which the key is indexed.
+/// How many of `MIGRATIONS` run before rows written without a trace key are given theirs; the
+/// rest (the key's index) run after.
 const BEFORE_KEYING: usize = 2;
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
@@ -99,9 +99,7 @@ impl SqliteStore {
             insert_full_chunk: insert_sql(ROWS_PER_INSERT),
         })
     }
-}
 
-impl SqliteStore {
     /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
     /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
     /// per chunk: a statement per row would be a round trip to the connection's thread each.
@@ -175,10 +173,7 @@ const ROWS_PER_INSERT: usize = 256;
 
 /// `INSERT INTO calls (…) VALUES (?, …), …` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
-    let row = format!(
-        "({})",
-        vec!["?"; INSERT_COLUMNS.split(',').count()].join(", ")
-    );
+    let row = format!("({})", vec!["?"; insert_column_count()].join(", "));
     format!(
         "INSERT INTO calls ({INSERT_COLUMNS}) VALUES {}",
         vec![row; rows].join(", ")
