@@ -31,8 +31,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://llmrpc.db";
 /// Records written in one transaction at most.
 const MAX_BATCH: usize = 8192;
 /// How long a record may wait for its batch to fill. Rows of one batch that land on the same
-/// index page are written together, so at high rates longer batches cost less per row; reads
-/// through [`Ledger::flush`] do not wait for it.
+/// index page are written together, so at high rates longer batches cost less per row. A
+/// [`Ledger::flush`] (which reads do first) wakes the writer instead of waiting for the batch.
 const BATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// Pruning runs at start, then this often at most (or every `retention`, when shorter).
 const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);

@@ -46,8 +46,8 @@ const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
     started_at, finished_at";
 
-/// The columns of an inserted row, in the order `insert` binds them: `COLUMNS` and the key
-/// `ops.trace` looks rows up by.
+/// The columns of an inserted row, in the order `insert` binds them: those of `COLUMNS`,
+/// reordered, and `trace_key`, which `ops.trace` looks rows up by.
 const INSERT_COLUMNS: &str = "attempts, metadata, trace_id, span_id, source_agent, \
     target_agent, session_id, conversation_id, method, requested_model, provider, model, status, \
     error_message, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, \
@@ -103,7 +103,8 @@ impl SqliteStore {
     /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
     /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
     /// per chunk: a statement per row would be a round trip to the connection's thread each.
-    /// After the first start with migration 2 there are no such rows and this is one query.
+    /// After the first start with migration 2 there are no such rows, and the search for them
+    /// is one indexed lookup.
     async fn key_unkeyed_rows(&self) -> Result<(), LedgerError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
@@ -133,9 +134,12 @@ impl SqliteStore {
                 }
                 insert.execute(&mut *tx).await?;
             }
+            // Written so that SQLite walks the chunk's ids: `UPDATE … FROM` scanned all of
+            // `calls` once per chunk.
             sqlx::query(
-                "UPDATE calls SET trace_key = trace_keys.key FROM trace_keys \
-                 WHERE calls.id = trace_keys.id",
+                "UPDATE calls SET trace_key = \
+                 (SELECT key FROM trace_keys WHERE trace_keys.id = calls.id) \
+                 WHERE id IN (SELECT id FROM trace_keys)",
             )
             .execute(&mut *tx)
             .await?;
@@ -360,6 +364,16 @@ mod tests {
             finished_at: started_at + 1,
             ..CallRecord::default()
         }
+    }
+
+    #[test]
+    fn every_column_read_back_is_written() {
+        let mut read: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+        let mut written: Vec<&str> = INSERT_COLUMNS.split(',').map(str::trim).collect();
+        read.push("trace_key");
+        read.sort_unstable();
+        written.sort_unstable();
+        assert_eq!(read, written);
     }
 
     #[test]
