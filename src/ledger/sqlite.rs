@@ -103,9 +103,16 @@ impl SqliteStore {
     /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
     /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
     /// per chunk: a statement per row would be a round trip to the connection's thread each.
-    /// After the first start with migration 2 there are no such rows, and the search for them
-    /// is one indexed lookup.
+    /// After the first start with migration 2 there are no such rows: one indexed lookup says
+    /// so, and nothing else runs.
     async fn key_unkeyed_rows(&self) -> Result<(), LedgerError> {
+        let unkeyed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM calls WHERE trace_key IS NULL)")
+                .fetch_one(&self.pool)
+                .await?;
+        if !unkeyed {
+            return Ok(());
+        }
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
             "CREATE TEMP TABLE IF NOT EXISTS trace_keys (id INTEGER PRIMARY KEY, key INTEGER)",
