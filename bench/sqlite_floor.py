@@ -2,11 +2,11 @@
 """What SQLite itself costs per ledger row on this machine, independent of llmrpc's code.
 
 Inserts rows shaped like the ledger's (the schema of migrations/sqlite/, random 32-hex trace
-ids, one attempt as JSON) into a file that already holds 50,000, in transactions of 3,000 rows
-(the writer's batch at about 12,000 calls/s), in WAL mode with synchronous=NORMAL like the
-service. Reports CPU microseconds per row for the shipped layout and for the alternatives it
-was chosen over. Python's own per-row work is included in every figure alike; the differences
-are SQLite's.
+ids, one attempt as JSON) into a file that already holds 50,000 or 1,000,000, in transactions of
+3,000 rows (the writer's batch at about 12,000 calls/s), in WAL mode with synchronous=NORMAL like
+the service. Reports CPU microseconds and bytes written per row for the shipped layout and for
+the alternatives it was chosen over. Python's own per-row work is included in every figure
+alike; the differences are SQLite's.
 
     python3 bench/sqlite_floor.py
 """
@@ -25,11 +25,15 @@ SCHEMA = "\n".join(open(os.path.join(MIGRATIONS, name)).read()
 TEXT_INDEX = "CREATE INDEX IF NOT EXISTS calls_trace_id ON calls (trace_id, started_at);"
 KEY_INDEX = "CREATE INDEX IF NOT EXISTS calls_trace_key ON calls (trace_key);"
 DROP_TEXT_INDEX = "DROP INDEX IF EXISTS calls_trace_id;"
-for line in (TEXT_INDEX, KEY_INDEX, DROP_TEXT_INDEX):
+DROP_KEY_INDEX = "DROP INDEX IF EXISTS calls_trace_key;"
+RANGE_INDEX = "CREATE INDEX IF NOT EXISTS calls_trace ON calls (id >> 12, trace_key);"
+for line in (TEXT_INDEX, KEY_INDEX, DROP_TEXT_INDEX, DROP_KEY_INDEX, RANGE_INDEX):
     assert line in SCHEMA, f"the schema changed: update this script ({line})"
+# The layout of migrations 2 and 3: the trace index on the key alone.
+KEY_SCHEMA = SCHEMA.replace(DROP_KEY_INDEX, "").replace(RANGE_INDEX, "")
 # The layout before migration 2: the trace index on the id's text.
-TEXT_SCHEMA = SCHEMA.replace(KEY_INDEX, "").replace(DROP_TEXT_INDEX, "")
-NO_TRACE_INDEX = SCHEMA.replace(KEY_INDEX, "")
+TEXT_SCHEMA = KEY_SCHEMA.replace(KEY_INDEX, "").replace(DROP_TEXT_INDEX, "")
+NO_TRACE_INDEX = SCHEMA.replace(RANGE_INDEX, "")
 
 COLUMNS = (
     "trace_id, span_id, source_agent, target_agent, session_id, conversation_id, method, "
@@ -38,7 +42,7 @@ COLUMNS = (
     "trace_key"
 )
 INSERT = f"INSERT INTO calls ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
-BEFORE, ROWS, BATCH = 50_000, 150_000, 3_000
+ROWS, BATCH = 150_000, 3_000
 ATTEMPTS = json.dumps([{"provider": "openai", "model": "gpt-4o-mini", "status": "ok",
                         "http_status": 200, "latency_ms": 1, "started_at": 1795255200000}])
 
@@ -56,7 +60,8 @@ def rows(count, first_ms):
 DATA = list(rows(ROWS, 1795255200000))
 
 
-def cpu_us_per_row(schema, page_size):
+def cost_per_row(schema, page_size, before):
+    """CPU µs and bytes written (WAL and checkpoints) per row."""
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite3.connect(os.path.join(tmp, "floor.db"), isolation_level=None)
         db.execute(f"PRAGMA page_size={page_size}")
@@ -64,26 +69,36 @@ def cpu_us_per_row(schema, page_size):
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(schema)
         db.execute("BEGIN")
-        db.executemany(INSERT, rows(BEFORE, 1795255200000 - BEFORE))
+        db.executemany(INSERT, rows(before, 1795255200000 - before))
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        written = written_bytes()
         start = time.process_time()
         for i in range(0, ROWS, BATCH):
             db.execute("BEGIN")
             db.executemany(INSERT, DATA[i:i + BATCH])
             db.execute("COMMIT")
         spent = time.process_time() - start
+        written = written_bytes() - written
         db.close()
-        return spent * 1e6 / ROWS
+        return spent * 1e6 / ROWS, written / ROWS
 
 
-print(f"SQLite {sqlite3.sqlite_version}, {ROWS} rows in transactions of {BATCH}, "
-      f"{BEFORE} rows already there; CPU µs per row, best of 3")
-for name, schema, page_size in [
-    ("as shipped: trace_key index, 16 KiB pages", SCHEMA, 16384),
-    ("trace_key index, 4 KiB pages", SCHEMA, 4096),
-    ("before: trace_id text index, 4 KiB pages", TEXT_SCHEMA, 4096),
-    ("no trace index (ops.trace would scan), 16 KiB", NO_TRACE_INDEX, 16384),
+def written_bytes():
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
+print(f"SQLite {sqlite3.sqlite_version}, {ROWS} rows in transactions of {BATCH}; "
+      "per row: CPU µs (best of 3), bytes written")
+for name, schema, page_size, before in [
+    ("as shipped: id-range trace index, 16 KiB pages", SCHEMA, 16384, 50_000),
+    ("as shipped, 1,000,000 rows already there", SCHEMA, 16384, 1_000_000),
+    ("id-range trace index, 4 KiB pages", SCHEMA, 4096, 50_000),
+    ("before: trace_key index (migrations 2-3)", KEY_SCHEMA, 16384, 50_000),
+    ("the same, 1,000,000 rows already there", KEY_SCHEMA, 16384, 1_000_000),
+    ("before that: trace_id text index, 4 KiB pages", TEXT_SCHEMA, 4096, 50_000),
+    ("no trace index (ops.trace would scan)", NO_TRACE_INDEX, 16384, 50_000),
 ]:
-    best = min(cpu_us_per_row(schema, page_size) for _ in range(3))
-    print(f"{name:48s} {best:5.1f}")
+    cpu, written = min(cost_per_row(schema, page_size, before) for _ in range(3))
+    print(f"{name:48s} {cpu:5.1f} µs {written:7.0f} B")
