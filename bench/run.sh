@@ -4,7 +4,7 @@
 # cost, and the service's peak memory and CPU time per request. Everything runs on 127.0.0.1.
 #   DURATION=10 WARMUP=2 bench/run.sh        (seconds per measurement)
 #   COMPARE=1 bench/run.sh                    (also LiteLLM, through bench/compare.sh)
-#   LEDGER_ROUNDS=4 bench/run.sh              (pairs of runs with the ledger on and off)
+#   LEDGER_ROUNDS=6 bench/run.sh              (pairs of runs with the ledger on and off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -81,7 +81,7 @@ stop_service
 # the other order than the last, so that drift in the shared machine's speed falls on both.
 ledger_on() { start_service "sqlite://$OUT/bench.db"; through "ledger-on-$1" --concurrency 16; stop_service; }
 ledger_off() { start_service off; through "ledger-off-$1" --concurrency 16; stop_service; }
-for round in $(seq 1 "${LEDGER_ROUNDS:-4}"); do
+for round in $(seq 1 "${LEDGER_ROUNDS:-6}"); do
   if [ $((round % 2)) = 1 ]; then ledger_on "$round"; ledger_off "$round"
   else ledger_off "$round"; ledger_on "$round"; fi
 done
