@@ -14,6 +14,16 @@ def load(name):
     return json.load(open(path)) if os.path.exists(path) else None
 
 
+def steal(first, last):
+    """The share of the machine's CPU time the hypervisor gave to others between two accounts."""
+    a, b = read(f"cpu-{first}.stat").split()[1:], read(f"cpu-{last}.stat").split()[1:]
+    if not a or not b:
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    spent = [int(y) - int(x) for x, y in zip(a[:8], b[:8])]
+    return spent[7] / sum(spent) if sum(spent) else None
+
+
 def read(name, default=""):
     path = os.path.join(out, name)
     return open(path).read().strip() if os.path.exists(path) else default
@@ -61,6 +71,10 @@ version = read("litellm_version.txt")
 if version:
     w(f"- LiteLLM {version} proxy: 2 workers, master key, no database, callbacks off")
 w(f"- Each measurement: {load('direct-c1')['seconds'] if load('direct-c1') else '?'} s after a warm-up")
+stolen = steal("start", "end")
+if stolen is not None:
+    w(f"- CPU time stolen by the hypervisor over the run: {stolen:.1%} (the machine's speed moves "
+      "with it)")
 w("")
 w("## llm.complete: throughput and latency")
 w("")
@@ -125,10 +139,12 @@ if pairs:
     w("")
     cpu_on = statistics.median(cpu_us_per_request(f"ledger-on-{n}") for n, _, _ in pairs)
     cpu_off = statistics.median(cpu_us_per_request(f"ledger-off-{n}") for n, _, _ in pairs)
+    stolen = steal("ledger-start", "ledger-end")
     w(f"Median throughput lost over the pairs: **{statistics.median(losses):.1%}**; median service "
       f"CPU per call {cpu_on:.0f} µs on, {cpu_off:.0f} µs off. A single pair can differ by more than "
       "the ledger costs on a machine whose speed drifts and whose three processes compete for two "
-      "cores; the median of the pairs is the figure to read.")
+      "cores; the median of the pairs is the figure to read."
+      + (f" The hypervisor took {stolen:.1%} of the CPU time during the pairs." if stolen is not None else ""))
     w("")
 soak = load("soak")
 samples = [int(x) for x in read("soak_rss_kb.txt").split()]

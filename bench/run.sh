@@ -13,7 +13,7 @@ OUT=target/bench
 MOCK=127.0.0.1:9300
 SERVICE=127.0.0.1:8300
 mkdir -p "$OUT"
-rm -f "$OUT"/direct-* "$OUT"/through-* "$OUT"/streams-* "$OUT"/ledger-* "$OUT"/litellm* "$OUT"/peak_rss_kb.txt "$OUT"/bench.db*
+rm -f "$OUT"/direct-* "$OUT"/through-* "$OUT"/streams-* "$OUT"/ledger-* "$OUT"/litellm* "$OUT"/peak_rss_kb.txt "$OUT"/bench.db* "$OUT"/cpu-*.stat
 cargo build --release --quiet
 B=target/release/llmrpc
 
@@ -25,6 +25,11 @@ wait_for() { # url
   for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
   echo "no answer from $1" >&2; return 1
 }
+
+# The machine's CPU account (/proc/stat) at the start and end of parts of the run: on a VM, its
+# steal time says how much of the CPU the host gave to others, which moves every figure here.
+cpu_account() { head -1 /proc/stat > "$OUT/cpu-$1.stat"; }
+cpu_account start
 
 "$B" mock-upstream --addr "$MOCK" 2>/dev/null & pids+=($!)
 wait_for "http://$MOCK/health"
@@ -81,15 +86,19 @@ stop_service
 # the other order than the last, so that drift in the shared machine's speed falls on both.
 ledger_on() { start_service "sqlite://$OUT/bench.db"; through "ledger-on-$1" --concurrency 16; stop_service; }
 ledger_off() { start_service off; through "ledger-off-$1" --concurrency 16; stop_service; }
+cpu_account ledger-start
 for round in $(seq 1 "${LEDGER_ROUNDS:-6}"); do
   if [ $((round % 2)) = 1 ]; then ledger_on "$round"; ledger_off "$round"
   else ledger_off "$round"; ledger_on "$round"; fi
 done
 
+cpu_account ledger-end
+
 if [ "${COMPARE:-0}" = 1 ]; then
   MOCK="$MOCK" OUT="$OUT" DURATION="$DURATION" WARMUP="$WARMUP" bench/compare.sh
 fi
 
+cpu_account end
 mkdir -p docs
 python3 bench/report.py "$OUT" > docs/benchmarks.md
 echo "wrote docs/benchmarks.md"
