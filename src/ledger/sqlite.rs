@@ -80,10 +80,9 @@ impl SqliteStore {
             // With WAL, NORMAL loses at most the last commits on power loss, never integrity.
             .synchronous(SqliteSynchronous::Normal)
             // For a new file only (an existing one keeps its own): per row written, 16 KiB
-            // pages cost a fifth less CPU than the default 4 KiB (bench/sqlite_floor.py).
+            // pages cost a little less CPU than the default 4 KiB (bench/sqlite_floor.py).
             .page_size(16_384)
-            .busy_timeout(Duration::from_secs(5))
-            .thread_name(|id| format!("{THREAD_NAME}{id}"));
+            .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let parent = options.get_filename().parent();
         if let Some(dir) = parent.filter(|dir| !in_memory && !dir.as_os_str().is_empty()) {
@@ -100,12 +99,6 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(4)
         };
-        let pool = pool.after_connect(|_, _| {
-            Box::pin(async {
-                lower_priority_of_sqlite_threads();
-                Ok(())
-            })
-        });
         Ok(Self {
             pool: pool.connect_with(options).await?,
             insert_full_chunk: insert_sql(ROWS_PER_INSERT),
@@ -177,41 +170,6 @@ impl SqliteStore {
         Ok(())
     }
 }
-
-/// The start of the names of the threads that run SQLite for the ledger, one per connection
-/// (Linux keeps the first 15 bytes of a thread's name).
-const THREAD_NAME: &str = "ledger-sqlite-";
-
-/// Gives the threads that run SQLite for the ledger the lowest CPU priority (nice 19), so that
-/// where they and the calls want the same cores the calls go first: at saturation on two cores
-/// that took the ledger's cost from about 11 % of the throughput to 5–8 % (bench/notes.md).
-/// A machine with no idle CPU for long leaves the ledger behind, and it drops records (counted)
-/// rather than slow calls. Run after every new connection, whose thread the pool has just
-/// started; renicing a thread again changes nothing.
-#[cfg(target_os = "linux")]
-fn lower_priority_of_sqlite_threads() {
-    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for thread in threads.flatten() {
-        let ours = std::fs::read_to_string(thread.path().join("comm"))
-            .is_ok_and(|name| name.starts_with(THREAD_NAME));
-        let Some(tid) = thread.file_name().to_str().and_then(|tid| tid.parse().ok()) else {
-            continue;
-        };
-        // SAFETY: setpriority only reads its integer arguments; on Linux a thread id names
-        // that one thread, and raising a nice value needs no privilege.
-        if ours && unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) } != 0 {
-            tracing::debug!(
-                tid,
-                "could not lower the priority of a ledger SQLite thread"
-            );
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority_of_sqlite_threads() {}
 
 /// The 64-bit FNV-1a hash of a trace id, as SQLite's signed integer. Stored in every row, so it
 /// must never change: FNV-1a is fixed by its specification, unlike Rust's `Hasher`s.
@@ -538,28 +496,5 @@ mod tests {
                 .any(|step| step.contains("USING INDEX calls_trace (<expr>=? AND trace_key=?)")),
             "ops.trace does not use the trace index: {plan:?}"
         );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn sqlite_runs_at_the_lowest_cpu_priority_and_nothing_else_does() {
-        // Thread name and nice value (the 19th field of stat, the 17th after the name).
-        let thread = |stat: &str| -> Option<(String, i32)> {
-            let stat = std::fs::read_to_string(stat).ok()?;
-            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-            Some((name.to_owned(), rest.split(' ').nth(16)?.parse().ok()?))
-        };
-        let _store = memory_store().await;
-        let threads: Vec<(String, i32)> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| thread(&format!("{}/stat", t.unwrap().path().display())))
-            .collect();
-        assert!(
-            threads
-                .iter()
-                .any(|(name, nice)| name.starts_with(THREAD_NAME) && *nice == 19),
-            "no ledger SQLite thread at nice 19: {threads:?}"
-        );
-        assert_eq!(thread("/proc/thread-self/stat").unwrap().1, 0);
     }
 }
