@@ -62,6 +62,9 @@ fn insert_column_count() -> usize {
     INSERT_COLUMNS.split(',').count()
 }
 
+/// Whether any row lacks its `trace_key`.
+const ANY_UNKEYED: &str = "SELECT EXISTS (SELECT 1 FROM calls WHERE trace_key IS NULL)";
+
 /// Rows given their `trace_key` per transaction when rows from before migration 2 are keyed.
 const KEYING_CHUNK: usize = 16_384;
 
@@ -108,13 +111,12 @@ impl SqliteStore {
     /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
     /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
     /// per chunk: a statement per row would be a round trip to the connection's thread each.
-    /// After the first start with migration 2 there are no such rows: one indexed lookup says
-    /// so, and nothing else runs.
+    /// After the first start with migration 2 there are no such rows: one lookup in an index
+    /// of them (migration 4) says so, and nothing else runs.
     async fn key_unkeyed_rows(&self) -> Result<(), LedgerError> {
-        let unkeyed: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM calls WHERE trace_key IS NULL)")
-                .fetch_one(&self.pool)
-                .await?;
+        let unkeyed: bool = sqlx::query_scalar(ANY_UNKEYED)
+            .fetch_one(&self.pool)
+            .await?;
         if !unkeyed {
             return Ok(());
         }
@@ -182,8 +184,9 @@ fn trace_key(trace_id: &str) -> i64 {
     hash.cast_signed()
 }
 
-/// The calls of one trace, oldest first: one search of the trace index per range of ids
-/// (migration 4, whose `id >> 12` this must match for the index to be used). The CROSS JOIN
+/// The calls of one trace, oldest first: one search of the trace index per range of ids that
+/// holds rows (migration 4, whose `id >> 12` this must match for the index to be used), each
+/// next range found from the rowid, so that a gap in the ids costs nothing. The CROSS JOIN
 /// keeps SQLite to that order: with a plain JOIN it may scan all of `calls` instead. The key
 /// narrows each search to a few rows; the id itself settles hash collisions.
 fn trace_sql() -> String {
@@ -191,7 +194,8 @@ fn trace_sql() -> String {
         "WITH RECURSIVE id_range(n) AS ( \
              SELECT min(id) >> 12 FROM calls \
              UNION ALL \
-             SELECT n + 1 FROM id_range WHERE n < (SELECT max(id) >> 12 FROM calls)) \
+             SELECT (SELECT min(id) FROM calls WHERE id >= (n + 1) << 12) >> 12 FROM id_range \
+             WHERE n < (SELECT max(id) >> 12 FROM calls)) \
          SELECT {COLUMNS} FROM id_range CROSS JOIN calls \
              ON calls.id >> 12 = id_range.n AND trace_key = ? AND trace_id = ? \
          ORDER BY started_at, id"
@@ -482,7 +486,7 @@ mod tests {
             |calls: Vec<CallRecord>| calls.iter().map(|r| r.started_at).collect::<Vec<_>>();
         assert_eq!(started(store.trace("mine").await.unwrap()), mine);
 
-        // Pruning empties the oldest range: the search starts from the oldest id left.
+        // Pruning empties the oldest range; what is left is still found.
         store.prune(4097).await.unwrap();
         assert_eq!(started(store.trace("mine").await.unwrap()), [5000, last]);
 
@@ -513,11 +517,52 @@ mod tests {
         .execute(&store.pool)
         .await
         .unwrap();
-        // The refused row is in the second INSERT, after a whole first one.
+        // The refused row is in the second INSERT, after a whole first one: OR FAIL leaves the
+        // rows before it in the transaction, which must not be committed.
         let mut batch: Vec<_> = (0..300).map(|i| call("accepted", i)).collect();
         batch[280] = call("refused", 280);
 
         assert!(store.insert(batch).await.is_err());
         assert_eq!(store.trace("accepted").await.unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_ids_costs_a_lookup_nothing() {
+        let store = memory_store().await;
+        store.migrate().await.unwrap();
+        store.insert(vec![call("mine", 1)]).await.unwrap();
+        // A row 2^40 ids later: walking every range in between would take hours.
+        sqlx::query(
+            "INSERT INTO calls (id, trace_id, span_id, method, requested_model, status, \
+             latency_ms, started_at, finished_at, trace_key) \
+             VALUES (1 << 40, 'mine', 's', 'llm.complete', 'm', 'ok', 1, 2, 3, ?)",
+        )
+        .bind(trace_key("mine"))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+        let found = tokio::time::timeout(Duration::from_secs(10), store.trace("mine"))
+            .await
+            .expect("ops.trace walked the gap")
+            .unwrap();
+        assert_eq!(found.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn looking_for_unkeyed_rows_at_start_reads_an_index_of_them() {
+        let store = memory_store().await;
+        store.migrate().await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {ANY_UNKEYED}"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|step| step.get("detail"))
+            .collect();
+        assert!(
+            plan.iter().any(|step| step.contains("calls_unkeyed")),
+            "the start-up check does not use calls_unkeyed: {plan:?}"
+        );
     }
 }
