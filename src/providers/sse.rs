@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn every_fixture_stream_decodes_and_survives_byte_by_byte_feeding() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut seen = 0;
         for dir in std::fs::read_dir(&root).unwrap() {
             for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {

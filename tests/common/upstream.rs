@@ -21,7 +21,7 @@ pub const ALL: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider:
 
 fn fixture(provider: &str, name: &str) -> Value {
     let path = format!(
-        "{}/../shared/fixtures/{provider}/{name}",
+        "{}/tests/fixtures/{provider}/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
