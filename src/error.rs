@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::providers::ProviderName;
+use crate::types::ProviderName;
 
 /// What went wrong, in the contract's vocabulary (`error.data.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

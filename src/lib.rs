@@ -15,4 +15,6 @@ pub mod providers;
 pub mod resilience;
 pub mod routing;
 pub mod rpc;
+pub mod sse;
 pub mod telemetry;
+pub mod types;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::providers::{ModelInfo, ProviderName};
+use crate::types::{ModelInfo, ProviderName};
 
 /// One concrete model at one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]

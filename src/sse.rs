@@ -217,8 +217,9 @@ mod tests {
     fn every_fixture_stream_decodes_and_survives_byte_by_byte_feeding() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut seen = 0;
-        for dir in std::fs::read_dir(&root).unwrap() {
-            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+        let dirs = std::fs::read_dir(&root).unwrap().map(|d| d.unwrap().path());
+        for dir in dirs.filter(|d| d.is_dir()) {
+            for file in std::fs::read_dir(dir).unwrap() {
                 let path = file.unwrap().path();
                 if path.extension().is_some_and(|e| e == "sse") {
                     let bytes = std::fs::read(&path).unwrap();

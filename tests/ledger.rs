@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use llmrpc::ledger::{
     self, AttemptRecord, CallRecord, GroupBy, Ledger, LedgerError, Prices, Store, UsageRow,
 };
-use llmrpc::providers::Usage;
+use llmrpc::types::Usage;
 use serde_json::json;
 use sqlx::Connection;
 

@@ -5,7 +5,8 @@ use std::io::Write;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::providers::{self, sse};
+use crate::providers;
+use crate::sse;
 
 #[derive(clap::Args)]
 pub struct ServiceArgs {

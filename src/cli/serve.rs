@@ -7,12 +7,11 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::gateway::{Gateway, Settings, Upstream};
 use crate::ledger::{self, Ledger, Prices};
-use crate::providers::{
-    self, Provider, ProviderName, anthropic::Anthropic, gemini::Gemini, openai::OpenAi,
-};
+use crate::providers;
 use crate::routing::ModelRegistry;
 use crate::rpc::{self, Limits};
 use crate::telemetry;
+use crate::types::ProviderName;
 
 pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
@@ -24,15 +23,10 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
 
     let client =
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
-    let provider = |name| config.provider(name).clone();
-    let implemented: Vec<Arc<dyn Provider>> = vec![
-        Arc::new(OpenAi::new(client.clone(), provider(ProviderName::Openai))?),
-        Arc::new(Anthropic::new(
-            client.clone(),
-            provider(ProviderName::Anthropic),
-        )?),
-        Arc::new(Gemini::new(client, provider(ProviderName::Gemini))?),
-    ];
+    let implemented = ProviderName::ALL
+        .into_iter()
+        .map(|name| providers::build(name, client.clone(), config.provider(name).clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let catalogs = implemented
         .iter()
         .map(|p| (p.name(), p.catalog()))

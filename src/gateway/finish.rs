@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::context::CallContext;
 use crate::error::Error;
 use crate::ledger::{self, AttemptRecord, CallRecord, Ledger, Prices};
-use crate::providers::{FinishReason, Usage};
 use crate::routing::Route;
 use crate::telemetry::metrics::{CallMetrics, Metrics};
+use crate::types::{FinishReason, Usage};
 
 /// Where finished calls go; shared by every call.
 #[derive(Clone)]

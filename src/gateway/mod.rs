@@ -17,13 +17,12 @@ use crate::config::ProviderConfig;
 use crate::context::CallContext;
 use crate::error::{Error, ErrorKind};
 use crate::ledger::{Ledger, Prices};
-use crate::providers::{
-    ChatRequest, ChatResponse, FinishReason, Provider, ProviderName, UpstreamTrace, Usage,
-};
+use crate::providers::Provider;
 use crate::resilience::{Breaker, Deadline, Limiter, RetryPolicy};
 use crate::routing::{ModelRegistry, Route};
 use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
+use crate::types::{ChatRequest, ChatResponse, FinishReason, ProviderName, UpstreamTrace, Usage};
 use tracing::Instrument;
 
 mod attempts;

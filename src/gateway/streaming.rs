@@ -9,9 +9,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::finish::CallEnd;
 use super::{Chunk, StreamSummary, bounded};
 use crate::error::{Error, ErrorKind};
-use crate::providers::{EventStream, FinishReason, ProviderName, StreamEvent, Usage};
+use crate::providers::EventStream;
 use crate::resilience::Deadline;
 use crate::routing::Route;
+use crate::types::{FinishReason, ProviderName, StreamEvent, Usage};
 
 /// The upstream events of one stream, read up to each delta.
 pub(super) struct Tail {

@@ -23,7 +23,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 pub use pricing::{Price, Prices};
 
-use crate::providers::Usage;
+use crate::types::Usage;
 
 /// Where the ledger lives when `LLMRPC_DATABASE_URL` is not set: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://llmrpc.db";

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::providers::Usage;
+use crate::types::Usage;
 
 /// A model's price in USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -119,8 +119,9 @@ mod tests {
 
     use super::*;
     use crate::config::ProviderConfig;
-    use crate::providers::{ModelInfo, Provider, anthropic, gemini, openai};
+    use crate::providers;
     use crate::resilience::{BreakerPolicy, RetryPolicy};
+    use crate::types::{ModelInfo, ProviderName};
 
     fn usage(prompt: u64, completion: u64) -> Usage {
         Usage {
@@ -208,7 +209,7 @@ mod tests {
     #[test]
     fn every_catalog_model_has_a_price() {
         let client = crate::providers::http_client(Duration::from_secs(1)).unwrap();
-        let config = |var| ProviderConfig {
+        let config = |var: &'static str| ProviderConfig {
             api_key: None,
             base_url: "http://127.0.0.1".into(),
             key_var: var,
@@ -224,11 +225,8 @@ mod tests {
             requests_per_minute: None,
             max_concurrent: None,
         };
-        let providers: Vec<Box<dyn Provider>> = vec![
-            Box::new(openai::OpenAi::new(client.clone(), config("A")).unwrap()),
-            Box::new(anthropic::Anthropic::new(client.clone(), config("B")).unwrap()),
-            Box::new(gemini::Gemini::new(client, config("C")).unwrap()),
-        ];
+        let providers = ProviderName::ALL
+            .map(|name| providers::build(name, client.clone(), config(name.as_str())).unwrap());
         let prices = Prices::default();
         for provider in providers {
             for ModelInfo { id, .. } in provider.catalog() {

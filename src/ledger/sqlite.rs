@@ -15,7 +15,7 @@ use super::{
     CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
     metadata_from_json, metadata_to_json, migrator, signed, unsigned,
 };
-use crate::providers::Usage;
+use crate::types::Usage;
 
 /// Every file of `migrations/sqlite/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.

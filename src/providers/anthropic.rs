@@ -1,17 +1,16 @@
 //! Anthropic Messages (`POST /v1/messages`).
 
-use async_trait::async_trait;
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    ChatRequest, ChatResponse, Content, EventStream, FinishReason, ModelInfo, Part, Provider,
-    ProviderName, ReasoningEffort, Role, StreamEvent, UpstreamTrace, Usage, retry_after, sse,
-    transport_error,
-};
-use crate::config::ProviderConfig;
+use super::driver::invalid_body;
+use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
+use crate::sse::SseEvent;
+use crate::types::{
+    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
+    ReasoningEffort, Role, StreamEvent, Usage, system_prompt,
+};
 
 const NAME: ProviderName = ProviderName::Anthropic;
 
@@ -57,94 +56,43 @@ const CATALOG: &[ModelInfo] = &[
     },
 ];
 
-pub struct Anthropic {
-    client: reqwest::Client,
-    config: ProviderConfig,
-    url: reqwest::Url,
-}
+/// The adapter: requests and answers of the Messages API.
+pub struct Anthropic;
 
-impl Anthropic {
-    /// Fails when the configured base URL is not an http(s) URL.
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let url = super::endpoint_url(NAME, &config.base_url, "/v1/messages")?;
-        Ok(Self {
-            client,
-            config,
-            url,
+impl Adapter for Anthropic {
+    const NAME: ProviderName = NAME;
+    const CATALOG: &'static [ModelInfo] = CATALOG;
+    const ENDPOINT: &'static str = "/v1/messages";
+    type StreamState = StreamTotals;
+
+    fn request(
+        endpoint: &reqwest::Url,
+        key: &str,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<Outgoing, Error> {
+        Ok(Outgoing {
+            url: endpoint.clone(),
+            auth: ("x-api-key", key.to_owned()),
+            headers: &[("anthropic-version", API_VERSION)],
+            body: request_body(req, stream),
         })
     }
 
-    async fn send(
-        &self,
-        req: &ChatRequest,
-        trace: &UpstreamTrace,
-        stream: bool,
-    ) -> Result<reqwest::Response, Error> {
-        let key = self.config.require_key(NAME)?;
-        let body = request_body(req, stream)?;
-        tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
-        let request = self
-            .client
-            .post(self.url.clone())
-            .header("x-api-key", key)
-            .header("anthropic-version", API_VERSION)
-            .json(&body);
-        super::send(NAME, &self.config, request, trace, error_from_response).await
-    }
-}
-
-#[async_trait]
-impl Provider for Anthropic {
-    fn name(&self) -> ProviderName {
-        NAME
+    fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+        parse_response(body)
     }
 
-    fn is_configured(&self) -> bool {
-        self.config.is_configured()
+    /// `message_stop` ends the answer.
+    fn parse_stream_event(
+        event: &SseEvent,
+        totals: &mut StreamTotals,
+    ) -> Result<Option<Vec<StreamEvent>>, Error> {
+        parse_stream_event(event.event.as_deref(), &event.data, totals)
     }
 
-    fn catalog(&self) -> &'static [ModelInfo] {
-        CATALOG
-    }
-
-    async fn complete(
-        &self,
-        req: &ChatRequest,
-        trace: &UpstreamTrace,
-    ) -> Result<ChatResponse, Error> {
-        let response = self.send(req, trace, false).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(NAME, &e))?;
-        parse_response(&body)
-    }
-
-    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
-        let response = self.send(req, trace, true).await?;
-        // Mid-stream `error` events carry upstream text too, so they are redacted like HTTP errors.
-        let config = self.config.clone();
-        let events = sse::decode(response.bytes_stream())
-            .scan(StreamTotals::default(), move |totals, event| {
-                let parsed = match event {
-                    Ok(event) => parse_stream_event(event.event.as_deref(), &event.data, totals)
-                        .map_err(|e| config.redact(e)),
-                    Err(e) => Err(transport_error(NAME, &e)),
-                };
-                // `message_stop` ends the answer even if the connection lingers.
-                futures::future::ready(match parsed {
-                    Ok(None) => None,
-                    other => Some(other),
-                })
-            })
-            .flat_map(|parsed| {
-                let items: Vec<Result<StreamEvent, Error>> = match parsed {
-                    Ok(events) => events.unwrap_or_default().into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                futures::stream::iter(items)
-            });
-        Ok(events.boxed())
+    fn parse_error(_: u16, body: &[u8]) -> Fault {
+        parse_error(body)
     }
 }
 
@@ -179,33 +127,26 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
 /// and at least 1024 tokens are left for the answer. Thinking rejects `temperature` and `top_p`
 /// and a prefilled (final assistant) turn, so the sampling knobs are dropped with thinking on,
 /// and thinking stays off after a prefill.
-pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Value, Error> {
-    let mut system = Vec::new();
+fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut turns: Vec<(Role, Vec<&Content>)> = Vec::new();
     for message in &req.messages {
         match (message.role, turns.last_mut()) {
-            (Role::System, _) => system.push(system_text(&message.content)?),
+            (Role::System, _) => {}
             (role, Some((last, contents))) if *last == role => contents.push(&message.content),
             (role, _) => turns.push((role, vec![&message.content])),
         }
     }
     let prefilled = matches!(turns.last(), Some((Role::Assistant, _)));
-    let messages = turns
+    let messages: Vec<Value> = turns
         .into_iter()
         .map(|(role, contents)| {
             let content = match contents.as_slice() {
                 [Content::Text(text)] => json!(text),
-                _ => {
-                    let mut blocks = Vec::new();
-                    for content in contents {
-                        blocks.extend(content_blocks(content)?);
-                    }
-                    Value::Array(blocks)
-                }
+                _ => Value::Array(contents.into_iter().flat_map(content_blocks).collect()),
             };
-            Ok(json!({ "role": role, "content": content }))
+            json!({ "role": role, "content": content })
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect();
 
     let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let thinking = req
@@ -227,12 +168,7 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Value, Error> {
         }
     }
     body["max_tokens"] = json!(max_tokens);
-    let system = system
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    if !system.is_empty() {
+    if let Some(system) = system_prompt(&req.messages) {
         body["system"] = json!(system);
     }
     if !req.stop.is_empty() {
@@ -241,62 +177,31 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Value, Error> {
     if stream {
         body["stream"] = json!(true);
     }
-    Ok(body)
+    body
 }
 
-/// `system` takes text only, so an image there is refused rather than silently dropped.
-fn system_text(content: &Content) -> Result<String, Error> {
+fn content_blocks(content: &Content) -> Vec<Value> {
     match content {
-        Content::Text(text) => Ok(text.clone()),
+        Content::Text(text) => vec![json!({ "type": "text", "text": text })],
         Content::Parts(parts) => parts
             .iter()
             .map(|part| match part {
-                Part::Text { text } => Ok(text.as_str()),
-                Part::ImageUrl { .. } => Err(Error::invalid_params(
-                    "invalid params: anthropic takes no images in system messages",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|texts| texts.join("\n\n")),
-    }
-}
-
-fn content_blocks(content: &Content) -> Result<Vec<Value>, Error> {
-    match content {
-        Content::Text(text) => Ok(vec![json!({ "type": "text", "text": text })]),
-        Content::Parts(parts) => parts
-            .iter()
-            .map(|part| match part {
-                Part::Text { text } => Ok(json!({ "type": "text", "text": text })),
-                Part::ImageUrl { image_url } => image_block(&image_url.url),
+                Part::Text { text } => json!({ "type": "text", "text": text }),
+                Part::ImageUrl { image_url } => image_block(image_url.source()),
             })
             .collect(),
     }
 }
 
-/// A `data:` URL is sent inline as base64 (Anthropic wants the media type and data apart);
-/// any other URL is left for Anthropic to fetch.
-fn image_block(url: &str) -> Result<Value, Error> {
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
+/// Anthropic takes inline images with the media type and data apart, and fetches URLs itself.
+fn image_block(source: ImageSource<'_>) -> Value {
+    let source = match source {
+        ImageSource::Inline { media_type, data } => {
+            json!({ "type": "base64", "media_type": media_type, "data": data })
+        }
+        ImageSource::Url(url) => json!({ "type": "url", "url": url }),
     };
-    let inline = rest.split_once(',').and_then(|(meta, data)| {
-        let mut params = meta.split(';');
-        let media_type = params.next().filter(|m| !m.is_empty())?;
-        let base64 = params
-            .next_back()
-            .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
-        (base64 && !data.is_empty()).then_some((media_type, data))
-    });
-    let (media_type, data) = inline.ok_or_else(|| {
-        Error::invalid_params(
-            "invalid params: anthropic takes image data: URLs only as data:<media type>;base64,<data>",
-        )
-    })?;
-    Ok(json!({
-        "type": "image",
-        "source": { "type": "base64", "media_type": media_type, "data": data },
-    }))
+    json!({ "type": "image", "source": source })
 }
 
 /// Counts as Anthropic reports them: a `null` or missing field is unknown, not zero.
@@ -370,9 +275,9 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
     }
 }
 
-pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let wire: WireResponse =
-        serde_json::from_slice(body).map_err(|_| super::invalid_body(NAME, "response"))?;
+        serde_json::from_slice(body).map_err(|_| invalid_body(NAME, "response"))?;
     let content = wire
         .content
         .into_iter()
@@ -393,7 +298,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
 /// What a stream has reported so far: `message_start` gives the input counts, each
 /// `message_delta` the output count to date.
 #[derive(Debug, Default)]
-pub struct StreamTotals(WireUsage);
+pub(crate) struct StreamTotals(WireUsage);
 
 #[derive(Deserialize)]
 struct WireEventType {
@@ -442,12 +347,12 @@ struct WireStop {
 }
 
 fn parse<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Error> {
-    serde_json::from_str(data).map_err(|_| super::invalid_body(NAME, "stream event"))
+    serde_json::from_str(data).map_err(|_| invalid_body(NAME, "stream event"))
 }
 
 /// One SSE event of the stream, named by its `event:` line (or, lacking one, its `type`).
 /// `Ok(None)` is `message_stop`; unknown events and `ping` give no events.
-pub fn parse_stream_event(
+fn parse_stream_event(
     event: Option<&str>,
     data: &str,
     totals: &mut StreamTotals,
@@ -494,9 +399,12 @@ pub fn parse_stream_event(
                 .map(|b| b.error)
                 .unwrap_or_default();
             let kind = error_kind(&wire).unwrap_or(ErrorKind::ProviderUnavailable);
-            return Err(
-                Error::new(kind, format!("anthropic: {}", detail(&wire, None))).with_provider(NAME),
+            let detail = Some(detail(&wire)).filter(|d| !d.is_empty());
+            let message = format!(
+                "anthropic: {}",
+                detail.as_deref().unwrap_or("stream failed")
             );
+            return Err(Error::new(kind, message).with_provider(NAME));
         }
         _ => {}
     }
@@ -537,49 +445,44 @@ fn error_kind(wire: &WireError) -> Option<ErrorKind> {
     })
 }
 
-fn detail(wire: &WireError, status: Option<u16>) -> String {
-    match (wire.message.as_str(), wire.kind.as_str(), status) {
-        ("", "", Some(status)) => format!("HTTP {status}"),
-        ("", "", None) => "stream failed".to_owned(),
-        ("", kind, _) => kind.to_owned(),
-        (message, _, _) => message.to_owned(),
+/// The message, or else the type; empty when the body says neither.
+fn detail(wire: &WireError) -> String {
+    if wire.message.is_empty() {
+        wire.kind.clone()
+    } else {
+        wire.message.clone()
     }
 }
 
 /// Classifies by `error.type`; the status decides only when the body names no known type
 /// (a proxy's HTML page, an empty body, a type added later).
-pub fn error_from_response(
-    status: u16,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> Error {
+fn parse_error(body: &[u8]) -> Fault {
     let wire = serde_json::from_slice::<WireErrorBody>(body)
         .map(|b| b.error)
         .unwrap_or_default();
-    let kind = error_kind(&wire).unwrap_or(match status {
-        401 | 403 => ErrorKind::ProviderAuth,
-        404 => ErrorKind::ModelNotFound,
-        429 => ErrorKind::RateLimited,
-        400..=499 => ErrorKind::ProviderRejected,
-        _ => ErrorKind::ProviderUnavailable,
-    });
-    let mut err = Error::new(kind, format!("anthropic: {}", detail(&wire, Some(status))))
-        .with_provider(NAME)
-        .with_status(status)
-        .with_retry_after(retry_after(headers));
-    // A request timeout or a conflict may pass when sent again, as the official SDK assumes.
-    if matches!(status, 408 | 409) {
-        err.retryable = true;
+    Fault {
+        kind: error_kind(&wire),
+        detail: detail(&wire),
+        ..Fault::default()
     }
-    err
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{ImageUrl, Message};
+    use crate::sse;
+    use crate::types::{ImageUrl, Message, UpstreamTrace};
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     use std::time::Duration;
+
+    /// An error answer as the driver classifies it.
+    fn error_from_response(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Error {
+        crate::providers::driver::http_error::<Anthropic>(status, headers, body)
+    }
 
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
 
@@ -659,7 +562,7 @@ mod tests {
     #[test]
     fn body_matches_the_fixture_request() {
         let fixture = fixture_json("messages_request.json");
-        let body = request_body(&fixture_request(), false).unwrap();
+        let body = request_body(&fixture_request(), false);
         for field in [
             "model",
             "max_tokens",
@@ -685,7 +588,7 @@ mod tests {
                 ],
             )
         };
-        let body = request_body(&req, true).unwrap();
+        let body = request_body(&req, true);
         for field in ["model", "max_tokens", "messages", "stream"] {
             assert_eq!(body[field], fixture[field], "{field}");
         }
@@ -699,7 +602,7 @@ mod tests {
             "claude-haiku-4-5",
             vec![text(Role::User, "What is the weather in SF?")],
         );
-        let body = request_body(&req, false).unwrap();
+        let body = request_body(&req, false);
         for field in ["model", "max_tokens", "messages"] {
             assert_eq!(body[field], fixture[field], "{field}");
         }
@@ -722,7 +625,7 @@ mod tests {
                 text(Role::User, "four"),
             ],
         );
-        let body = request_body(&req, false).unwrap();
+        let body = request_body(&req, false);
         assert_eq!(body["system"], "Be terse.\n\nAnswer in French.");
         assert_eq!(
             body["messages"],
@@ -746,18 +649,7 @@ mod tests {
                 text(Role::User, "hi"),
             ],
         );
-        assert_eq!(request_body(&req, false).unwrap()["system"], "a\n\nb");
-        let req = request(
-            "claude-sonnet-4-5",
-            vec![
-                parts(Role::System, vec![image("https://example.com/a.png")]),
-                text(Role::User, "hi"),
-            ],
-        );
-        assert_eq!(
-            request_body(&req, false).unwrap_err().kind,
-            ErrorKind::InvalidParams
-        );
+        assert_eq!(request_body(&req, false)["system"], "a\nb");
     }
 
     #[test]
@@ -773,7 +665,7 @@ mod tests {
                 ],
             )],
         );
-        let body = request_body(&req, false).unwrap();
+        let body = request_body(&req, false);
         assert_eq!(
             body["messages"][0]["content"],
             json!([
@@ -782,29 +674,13 @@ mod tests {
                 {"type": "text", "text": "Compare."},
             ])
         );
-        for bad in [
-            "data:image/png,rawbytes",
-            "data:;base64,AAAA",
-            "data:image/png;base64,",
-            "data:image/png;base64",
-        ] {
-            let req = request(
-                "claude-sonnet-4-5",
-                vec![parts(Role::User, vec![image(bad)])],
-            );
-            assert_eq!(
-                request_body(&req, false).unwrap_err().kind,
-                ErrorKind::InvalidParams,
-                "{bad}"
-            );
-        }
     }
 
     #[test]
     fn reasoning_effort_turns_on_thinking_where_supported() {
         let mut req = fixture_request();
         req.reasoning_effort = Some(ReasoningEffort::Medium);
-        let body = request_body(&req, true).unwrap();
+        let body = request_body(&req, true);
         assert_eq!(
             body["thinking"],
             json!({"type": "enabled", "budget_tokens": 4096})
@@ -821,15 +697,12 @@ mod tests {
             (ReasoningEffort::High, 16384),
         ] {
             req.reasoning_effort = Some(effort);
-            let body = request_body(&req, false).unwrap();
+            let body = request_body(&req, false);
             assert_eq!(body["thinking"]["budget_tokens"], budget);
             assert_eq!(body["max_tokens"], 20_000);
         }
         req.max_tokens = None;
-        assert_eq!(
-            request_body(&req, false).unwrap()["max_tokens"],
-            16384 + 1024
-        );
+        assert_eq!(request_body(&req, false)["max_tokens"], 16384 + 1024);
 
         for model in [
             "claude-opus-4-1",
@@ -840,10 +713,10 @@ mod tests {
             "claude-haiku-4-5",
         ] {
             req.model = model.into();
-            assert!(request_body(&req, false).unwrap().get("thinking").is_some());
+            assert!(request_body(&req, false).get("thinking").is_some());
         }
         req.model = "claude-3-5-haiku-latest".into();
-        let body = request_body(&req, false).unwrap();
+        let body = request_body(&req, false);
         assert!(body.get("thinking").is_none());
         assert_eq!(body["max_tokens"], 1024);
         assert_eq!(body["temperature"], 0.7);
@@ -851,7 +724,7 @@ mod tests {
         // A prefilled answer cannot be combined with thinking.
         req.model = "claude-sonnet-4-5".into();
         req.messages.push(text(Role::Assistant, "It is"));
-        let body = request_body(&req, false).unwrap();
+        let body = request_body(&req, false);
         assert!(body.get("thinking").is_none());
         assert_eq!(body["temperature"], 0.7);
     }
@@ -861,7 +734,7 @@ mod tests {
         let mut req = request("claude-haiku-4-5", vec![text(Role::User, "hi")]);
         for (asked, sent) in [(0.0, 0.0), (0.7, 0.7), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0)] {
             req.temperature = Some(asked);
-            assert_eq!(request_body(&req, false).unwrap()["temperature"], sent);
+            assert_eq!(request_body(&req, false)["temperature"], sent);
         }
     }
 
@@ -1235,13 +1108,14 @@ mod tests {
     mod upstream {
         use super::*;
         use crate::config::Config;
-        use crate::providers::http_client;
+        use crate::providers::{Driver, Provider, http_client};
+        use futures::StreamExt;
         use wiremock::matchers::{body_partial_json, header, method, path};
         use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
         const KEY: &str = "test-anthropic-key-0123456789";
 
-        fn provider(server: &MockServer) -> Anthropic {
+        fn provider(server: &MockServer) -> Driver<Anthropic> {
             // A trailing slash on the base URL must not double up in the path.
             let base = format!("{}/", server.uri());
             let env = |name: &str| match name {
@@ -1250,7 +1124,7 @@ mod tests {
                 _ => None,
             };
             let config = Config::load(None, &env).unwrap();
-            Anthropic::new(
+            Driver::new(
                 http_client(Duration::from_secs(5)).unwrap(),
                 config.provider(NAME).clone(),
             )

@@ -1,16 +1,16 @@
 //! OpenAI Chat Completions (and the many servers that speak its dialect).
 
-use async_trait::async_trait;
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    ChatRequest, ChatResponse, EventStream, FinishReason, ModelInfo, Provider, ProviderName,
-    ReasoningEffort, StreamEvent, UpstreamTrace, Usage, retry_after, sse, transport_error,
-};
-use crate::config::ProviderConfig;
+use super::driver::invalid_body;
+use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
+use crate::sse::SseEvent;
+use crate::types::{
+    ChatRequest, ChatResponse, FinishReason, ModelInfo, ProviderName, ReasoningEffort, StreamEvent,
+    Usage,
+};
 
 const NAME: ProviderName = ProviderName::Openai;
 
@@ -57,84 +57,40 @@ const CATALOG: &[ModelInfo] = &[
     },
 ];
 
-pub struct OpenAi {
-    client: reqwest::Client,
-    config: ProviderConfig,
-    url: reqwest::Url,
-}
+/// The adapter: requests and answers of Chat Completions.
+pub struct OpenAi;
 
-impl OpenAi {
-    /// Fails when the configured base URL is not an http(s) URL.
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let url = super::endpoint_url(NAME, &config.base_url, "/chat/completions")?;
-        Ok(Self {
-            client,
-            config,
-            url,
+impl Adapter for OpenAi {
+    const NAME: ProviderName = NAME;
+    const CATALOG: &'static [ModelInfo] = CATALOG;
+    const ENDPOINT: &'static str = "/chat/completions";
+    type StreamState = ();
+
+    fn request(
+        endpoint: &reqwest::Url,
+        key: &str,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<Outgoing, Error> {
+        Ok(Outgoing {
+            url: endpoint.clone(),
+            auth: ("authorization", format!("Bearer {key}")),
+            headers: &[],
+            body: request_body(req, stream),
         })
     }
 
-    async fn send(
-        &self,
-        req: &ChatRequest,
-        trace: &UpstreamTrace,
-        stream: bool,
-    ) -> Result<reqwest::Response, Error> {
-        let key = self.config.require_key(NAME)?;
-        tracing::debug!(url = %self.url, model = %req.model, stream, "upstream request");
-        let request = self
-            .client
-            .post(self.url.clone())
-            .bearer_auth(key)
-            .json(&request_body(req, stream));
-        super::send(NAME, &self.config, request, trace, error_from_response).await
-    }
-}
-
-#[async_trait]
-impl Provider for OpenAi {
-    fn name(&self) -> ProviderName {
-        NAME
+    fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+        parse_response(body)
     }
 
-    fn is_configured(&self) -> bool {
-        self.config.is_configured()
+    /// `[DONE]` ends the answer.
+    fn parse_stream_event(event: &SseEvent, _: &mut ()) -> Result<Option<Vec<StreamEvent>>, Error> {
+        parse_stream_data(&event.data)
     }
 
-    fn catalog(&self) -> &'static [ModelInfo] {
-        CATALOG
-    }
-
-    async fn complete(
-        &self,
-        req: &ChatRequest,
-        trace: &UpstreamTrace,
-    ) -> Result<ChatResponse, Error> {
-        let response = self.send(req, trace, false).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(NAME, &e))?;
-        parse_response(&body)
-    }
-
-    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
-        let response = self.send(req, trace, true).await?;
-        let events = sse::decode(response.bytes_stream())
-            .map(|event| match event {
-                Ok(event) => parse_stream_data(&event.data),
-                Err(e) => Err(transport_error(NAME, &e)),
-            })
-            // `[DONE]` ends the answer even if the connection lingers.
-            .take_while(|parsed| futures::future::ready(!matches!(parsed, Ok(None))))
-            .flat_map(|parsed| {
-                let items: Vec<Result<StreamEvent, Error>> = match parsed {
-                    Ok(events) => events.unwrap_or_default().into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                futures::stream::iter(items)
-            });
-        Ok(events.boxed())
+    fn parse_error(status: u16, body: &[u8]) -> Fault {
+        parse_error(status, body)
     }
 }
 
@@ -146,7 +102,7 @@ fn is_reasoning_model(model: &str) -> bool {
         .any(|p| model.starts_with(p))
 }
 
-pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
+fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({ "model": req.model, "messages": req.messages });
     let reasoning = is_reasoning_model(&req.model);
     if let Some(max) = req.max_tokens {
@@ -235,14 +191,14 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
     }
 }
 
-pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let wire: WireResponse =
-        serde_json::from_slice(body).map_err(|_| super::invalid_body(NAME, "response"))?;
+        serde_json::from_slice(body).map_err(|_| invalid_body(NAME, "response"))?;
     let choice = wire
         .choices
         .into_iter()
         .next()
-        .ok_or_else(|| super::invalid_body(NAME, "response (no choices)"))?;
+        .ok_or_else(|| invalid_body(NAME, "response (no choices)"))?;
     // A refusal is what the model said; callers see it as the content.
     let content = choice
         .message
@@ -275,12 +231,12 @@ struct WireChunkChoice {
 }
 
 /// One `data:` payload of the stream: `Ok(None)` is the `[DONE]` terminator.
-pub fn parse_stream_data(data: &str) -> Result<Option<Vec<StreamEvent>>, Error> {
+fn parse_stream_data(data: &str) -> Result<Option<Vec<StreamEvent>>, Error> {
     if data.trim() == "[DONE]" {
         return Ok(None);
     }
     let chunk: WireChunk =
-        serde_json::from_str(data).map_err(|_| super::invalid_body(NAME, "stream event"))?;
+        serde_json::from_str(data).map_err(|_| invalid_body(NAME, "stream event"))?;
     if let Some(err) = chunk.error {
         let kind = if err.code.as_deref() == Some("rate_limit_exceeded") {
             ErrorKind::RateLimited
@@ -326,11 +282,9 @@ struct WireErrorBody {
     error: WireError,
 }
 
-pub fn error_from_response(
-    status: u16,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> Error {
+/// The kind is the status's except for a prompt too long; a spent quota is a 429 that no amount
+/// of waiting fixes.
+fn parse_error(status: u16, body: &[u8]) -> Fault {
     let wire = serde_json::from_slice::<WireErrorBody>(body)
         .map(|b| b.error)
         .unwrap_or_default();
@@ -339,40 +293,30 @@ pub fn error_from_response(
         .as_deref()
         .or(wire.kind.as_deref())
         .unwrap_or_default();
-    let kind = match status {
-        401 | 403 => ErrorKind::ProviderAuth,
-        404 => ErrorKind::ModelNotFound,
-        429 => ErrorKind::RateLimited,
-        400 if code == "context_length_exceeded"
-            || wire.message.contains("maximum context length") =>
-        {
-            ErrorKind::ContextLengthExceeded
-        }
-        400..=499 => ErrorKind::ProviderRejected,
-        _ => ErrorKind::ProviderUnavailable,
-    };
-    let detail = if wire.message.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        wire.message
-    };
-    let mut err = Error::new(kind, format!("openai: {detail}"))
-        .with_provider(NAME)
-        .with_status(status)
-        .with_retry_after(retry_after(headers));
-    // A spent quota is a 429 that no amount of waiting fixes.
-    if code == "insufficient_quota" {
-        err = err.not_retryable();
-    } else if matches!(status, 408 | 409) {
-        err.retryable = true;
+    let too_long =
+        code == "context_length_exceeded" || wire.message.contains("maximum context length");
+    Fault {
+        kind: (status == 400 && too_long).then_some(ErrorKind::ContextLengthExceeded),
+        retryable: (code == "insufficient_quota").then_some(false),
+        detail: wire.message,
+        retry_after: None,
     }
-    err
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{Content, Message, Role};
+    use crate::sse;
+    use crate::types::{Content, Message, Role};
+
+    /// An error answer as the driver classifies it.
+    fn error_from_response(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Error {
+        crate::providers::driver::http_error::<OpenAi>(status, headers, body)
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(

@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Deadline;
 use crate::error::{Error, ErrorKind};
-use crate::providers::ProviderName;
+use crate::types::ProviderName;
 
 #[derive(Debug, Default)]
 pub struct Limiter {

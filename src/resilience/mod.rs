@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
-use crate::providers::ProviderName;
+use crate::types::ProviderName;
 
 /// The call's overall deadline, retries, fallbacks and streaming included.
 #[derive(Debug, Clone, Copy)]

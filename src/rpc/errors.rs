@@ -57,7 +57,7 @@ pub fn to_json(err: &Error, trace_id: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::ProviderName;
+    use crate::types::ProviderName;
     use std::time::Duration;
 
     #[test]

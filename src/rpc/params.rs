@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::context::{A2aContext, CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::CallRequest;
-use crate::providers::{ChatRequest, Content, Message, Part, ReasoningEffort, Role};
+use crate::types::{ChatRequest, Content, Message, Part, ReasoningEffort, Role};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,13 +113,10 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
                     ));
                 }
                 if let Part::ImageUrl { image_url } = part {
-                    if let Some(data) = image_url.url.strip_prefix("data:") {
-                        let (media, _) = data.split_once(',').unwrap_or((data, ""));
-                        if !media.ends_with(";base64") || media.len() <= ";base64".len() {
-                            return invalid(&format!(
-                                "messages[{i}].content[{j}].image_url.url must be a data:<media type>;base64,<data> URL"
-                            ));
-                        }
+                    if image_url.is_malformed_data_url() {
+                        return invalid(&format!(
+                            "messages[{i}].content[{j}].image_url.url must be a data:<media type>;base64,<data> URL"
+                        ));
                     }
                     if !(image_url.url.starts_with("data:")
                         || image_url.url.starts_with("https://"))

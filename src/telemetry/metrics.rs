@@ -14,8 +14,8 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::error::ErrorKind;
-use crate::providers::{ProviderName, Usage};
 use crate::resilience::BreakerState;
+use crate::types::{ProviderName, Usage};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {

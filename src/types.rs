@@ -1,0 +1,310 @@
+//! The ground floor: the vocabulary every layer shares (a provider, a message, a request, an
+//! answer, a stream event, usage) and the few rules about it that must read the same everywhere.
+//! It imports nothing of the crate, so that every other module can depend on it and none of them
+//! has to depend on the providers to speak of a call.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The providers this service can route to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Openai,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderName {
+    pub const ALL: [ProviderName; 3] = [Self::Openai, Self::Anthropic, Self::Gemini];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for ProviderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Part {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: Role,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+/// A provider-neutral chat request, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The provider's own model name (no `provider/` prefix).
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Vec<String>,
+    pub reasoning_effort: Option<ReasoningEffort>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+    ToolCalls,
+    Other,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::ContentFilter => "content_filter",
+            Self::ToolCalls => "tool_calls",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A whole answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The provider's id for this answer, when it gives one.
+    pub id: Option<String>,
+    /// The model that answered, as the provider names it.
+    pub model: Option<String>,
+    pub content: String,
+    pub usage: Usage,
+    pub finish_reason: FinishReason,
+}
+
+/// One event of a streamed answer, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Delta(String),
+    Usage(Usage),
+    Finish(FinishReason),
+    Model(String),
+}
+
+/// What every upstream request carries so ops can join it to the caller's trace.
+#[derive(Debug, Clone)]
+pub struct UpstreamTrace {
+    pub traceparent: String,
+    pub request_id: String,
+}
+
+/// A model a provider serves, with what the router needs to know of it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInfo {
+    pub id: &'static str,
+    pub context_window: Option<u32>,
+}
+
+impl Content {
+    /// The text of a text-only content: parts are joined with a newline. `None` when it holds
+    /// anything but text.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Content::Text(text) => Some(text.clone()),
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text { text } => Some(text.as_str()),
+                    Part::ImageUrl { .. } => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|texts| texts.join("\n")),
+        }
+    }
+}
+
+/// The system prompt of a conversation, for providers that take it apart from the turns: the
+/// text of every system message, in order, the non-empty ones joined by a blank line. `None`
+/// when there is no such text. (Params validation has refused system messages holding anything
+/// but text.)
+pub fn system_prompt(messages: &[Message]) -> Option<String> {
+    let texts: Vec<String> = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .filter_map(|m| m.content.text())
+        .filter(|text| !text.is_empty())
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
+/// Where an image comes from, as providers that take inline data and URLs apart need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource<'a> {
+    /// A `data:<media type>[;…];base64,<data>` URL, taken apart.
+    Inline { media_type: &'a str, data: &'a str },
+    /// Any other URL, for the provider to fetch.
+    Url(&'a str),
+}
+
+impl ImageUrl {
+    /// The one reading of image URLs: a `data:` URL is inline only when it is base64 and names a
+    /// media type (what every provider requires; params validation refuses any other), anything
+    /// else is a URL.
+    pub fn source(&self) -> ImageSource<'_> {
+        self.inline().unwrap_or(ImageSource::Url(&self.url))
+    }
+
+    /// Whether this is a `data:` URL that does not follow that rule.
+    pub fn is_malformed_data_url(&self) -> bool {
+        self.url.starts_with("data:") && self.inline().is_none()
+    }
+
+    fn inline(&self) -> Option<ImageSource<'_>> {
+        let (meta, data) = self.url.strip_prefix("data:")?.split_once(',')?;
+        let mut params = meta.split(';');
+        let media_type = params.next().filter(|m| !m.is_empty())?;
+        let base64 = params
+            .next_back()
+            .is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+        (base64 && !data.is_empty()).then_some(ImageSource::Inline { media_type, data })
+    }
+}
+
+/// An API key: shown as `***` by `Debug` so that it cannot reach a log line by accident.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(url: &str) -> ImageUrl {
+        ImageUrl { url: url.into() }
+    }
+
+    #[test]
+    fn data_urls_are_inline_only_when_base64_with_a_media_type() {
+        assert_eq!(
+            image("data:image/png;base64,AAAA").source(),
+            ImageSource::Inline {
+                media_type: "image/png",
+                data: "AAAA"
+            }
+        );
+        assert_eq!(
+            image("data:image/jpeg;name=a.jpg;BASE64,QUJD").source(),
+            ImageSource::Inline {
+                media_type: "image/jpeg",
+                data: "QUJD"
+            }
+        );
+        for malformed in [
+            "data:image/png,raw",
+            "data:;base64,AAAA",
+            "data:image/png;base64,",
+            "data:image/png;base64",
+        ] {
+            assert!(image(malformed).is_malformed_data_url(), "{malformed}");
+            assert_eq!(image(malformed).source(), ImageSource::Url(malformed));
+        }
+        let https = image("https://example.com/a.png");
+        assert!(!https.is_malformed_data_url());
+        assert_eq!(
+            https.source(),
+            ImageSource::Url("https://example.com/a.png")
+        );
+    }
+
+    #[test]
+    fn the_system_prompt_joins_parts_by_line_and_messages_by_blank_line() {
+        let message = |role, content| Message { role, content };
+        let messages = vec![
+            message(Role::System, Content::Text("One.".into())),
+            message(Role::User, Content::Text("Hi".into())),
+            message(Role::System, Content::Text(String::new())),
+            message(
+                Role::System,
+                Content::Parts(vec![
+                    Part::Text { text: "Two".into() },
+                    Part::Text {
+                        text: "lines.".into(),
+                    },
+                ]),
+            ),
+        ];
+        assert_eq!(
+            system_prompt(&messages).as_deref(),
+            Some("One.\n\nTwo\nlines.")
+        );
+        assert_eq!(system_prompt(&messages[1..2]), None);
+        assert_eq!(system_prompt(&messages[1..3]), None);
+    }
+}
