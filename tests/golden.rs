@@ -20,7 +20,8 @@ const GOLDEN: &str = concat!(
     "/tests/fixtures/golden/requests.json"
 );
 
-const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
 
 /// Each case's params without `model`; the model is each provider's suite model unless the case
 /// names one per provider.
@@ -147,7 +148,9 @@ async fn every_request_sent_upstream_is_byte_for_byte_the_golden_one() {
     let mut actual = BTreeMap::new();
     for (index, provider) in ALL.into_iter().enumerate() {
         let upstream = MockServer::start().await;
-        provider.mount_complete(&upstream, "ok", provider.stop()).await;
+        provider
+            .mount_complete(&upstream, "ok", provider.stop())
+            .await;
         provider.mount_stream(&upstream, &["o", "k"]).await;
         let service = provider.start(&upstream, &[]);
         for (name, case, models) in cases() {
