@@ -157,6 +157,15 @@ pub struct ModelInfo {
     pub context_window: Option<u32>,
 }
 
+impl ModelInfo {
+    pub const fn new(id: &'static str, context_window: u32) -> Self {
+        Self {
+            id,
+            context_window: Some(context_window),
+        }
+    }
+}
+
 impl Content {
     /// The text of a text-only content: parts are joined with a newline. `None` when it holds
     /// anything but text.

@@ -26,34 +26,13 @@ const MAX_TEMPERATURE: f64 = 1.0;
 const ANSWER_ROOM: u32 = 1024;
 
 const CATALOG: &[ModelInfo] = &[
-    ModelInfo {
-        id: "claude-opus-4-1",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-opus-4-5",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-sonnet-4-5",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-sonnet-4",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-haiku-4-5",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-3-7-sonnet-latest",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "claude-3-5-haiku-latest",
-        context_window: Some(200_000),
-    },
+    ModelInfo::new("claude-opus-4-1", 200_000),
+    ModelInfo::new("claude-opus-4-5", 200_000),
+    ModelInfo::new("claude-sonnet-4-5", 200_000),
+    ModelInfo::new("claude-sonnet-4", 200_000),
+    ModelInfo::new("claude-haiku-4-5", 200_000),
+    ModelInfo::new("claude-3-7-sonnet-latest", 200_000),
+    ModelInfo::new("claude-3-5-haiku-latest", 200_000),
 ];
 
 /// The adapter: requests and answers of the Messages API.
@@ -470,69 +449,12 @@ fn parse_error(body: &[u8]) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse;
-    use crate::types::{ImageUrl, Message, UpstreamTrace};
+    use crate::providers::testing::*;
+    use crate::types::UpstreamTrace;
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     use std::time::Duration;
 
-    /// An error answer as the driver classifies it.
-    fn error_from_response(
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Error {
-        crate::providers::driver::http_error::<Anthropic>(status, headers, body)
-    }
-
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/anthropic/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn fixture_json(name: &str) -> Value {
-        serde_json::from_slice(&fixture(name)).unwrap()
-    }
-
-    fn text(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: Content::Text(text.into()),
-        }
-    }
-
-    fn parts(role: Role, parts: Vec<Part>) -> Message {
-        Message {
-            role,
-            content: Content::Parts(parts),
-        }
-    }
-
-    fn image(url: &str) -> Part {
-        Part::ImageUrl {
-            image_url: ImageUrl { url: url.into() },
-        }
-    }
-
-    fn text_part(text: &str) -> Part {
-        Part::Text { text: text.into() }
-    }
-
-    fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
-        ChatRequest {
-            model: model.into(),
-            messages,
-            max_tokens: None,
-            temperature: None,
-            top_p: None,
-            stop: vec![],
-            reasoning_effort: None,
-        }
-    }
 
     /// The fixture's request, as a caller of this service would send it.
     fn fixture_request() -> ChatRequest {
@@ -561,7 +483,7 @@ mod tests {
 
     #[test]
     fn body_matches_the_fixture_request() {
-        let fixture = fixture_json("messages_request.json");
+        let fixture = fixture_json::<Anthropic>("messages_request.json");
         let body = request_body(&fixture_request(), false);
         for field in [
             "model",
@@ -577,7 +499,7 @@ mod tests {
         assert!(body.get("stream").is_none());
         assert!(body.get("thinking").is_none());
 
-        let fixture = fixture_json("messages_request_system_blocks.json");
+        let fixture = fixture_json::<Anthropic>("messages_request_system_blocks.json");
         let req = ChatRequest {
             max_tokens: Some(512),
             ..request(
@@ -597,7 +519,7 @@ mod tests {
 
     #[test]
     fn max_tokens_defaults_to_1024() {
-        let fixture = fixture_json("messages_request_tools.json");
+        let fixture = fixture_json::<Anthropic>("messages_request_tools.json");
         let req = request(
             "claude-haiku-4-5",
             vec![text(Role::User, "What is the weather in SF?")],
@@ -740,7 +662,7 @@ mod tests {
 
     #[test]
     fn parses_the_fixture_responses() {
-        let r = parse_response(&fixture("messages_response.json")).unwrap();
+        let r = parse_response(&fixture::<Anthropic>("messages_response.json")).unwrap();
         assert!(
             r.content
                 .starts_with(r#"{"items":[{"product_name":"Green Tea""#)
@@ -756,7 +678,7 @@ mod tests {
                 total_tokens: 456
             }
         );
-        let r = parse_response(&fixture("messages_response_tool_use.json")).unwrap();
+        let r = parse_response(&fixture::<Anthropic>("messages_response_tool_use.json")).unwrap();
         assert_eq!(r.content, "");
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
         assert_eq!(r.usage.total_tokens, 656 + 74);
@@ -801,34 +723,6 @@ mod tests {
         }
     }
 
-    fn stream_events(name: &str) -> Result<Vec<StreamEvent>, Error> {
-        let mut decoder = sse::SseDecoder::new();
-        let mut events = decoder.push(&fixture(name));
-        events.extend(decoder.finish());
-        let mut totals = StreamTotals::default();
-        let mut out = Vec::new();
-        for e in events {
-            match parse_stream_event(e.event.as_deref(), &e.data, &mut totals)? {
-                Some(parsed) => out.extend(parsed),
-                None => return Ok(out),
-            }
-        }
-        panic!("{name} has no message_stop");
-    }
-
-    fn text_of(events: &[StreamEvent]) -> String {
-        events
-            .iter()
-            .filter_map(|e| {
-                if let StreamEvent::Delta(t) = e {
-                    Some(t.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect()
-    }
-
     fn usage(prompt: u64, completion: u64) -> StreamEvent {
         StreamEvent::Usage(Usage {
             prompt_tokens: prompt,
@@ -839,7 +733,8 @@ mod tests {
 
     #[test]
     fn parses_the_fixture_streams() {
-        let events = stream_events("messages_stream.sse").unwrap();
+        let events =
+            stream_events::<Anthropic>(&fixture::<Anthropic>("messages_stream.sse")).unwrap();
         assert_eq!(
             events.first(),
             Some(&StreamEvent::Model("claude-3-opus-latest".into()))
@@ -848,7 +743,9 @@ mod tests {
         assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
         assert_eq!(events.last(), Some(&usage(11, 6)));
 
-        let events = stream_events("messages_stream_tool_use.sse").unwrap();
+        let events =
+            stream_events::<Anthropic>(&fixture::<Anthropic>("messages_stream_tool_use.sse"))
+                .unwrap();
         assert_eq!(
             text_of(&events),
             "I'll check the current weather in Paris for you."
@@ -856,12 +753,17 @@ mod tests {
         assert!(events.contains(&StreamEvent::Finish(FinishReason::ToolCalls)));
         assert_eq!(events.last(), Some(&usage(377, 65)));
 
-        let events = stream_events("messages_stream_refusal.sse").unwrap();
+        let events =
+            stream_events::<Anthropic>(&fixture::<Anthropic>("messages_stream_refusal.sse"))
+                .unwrap();
         assert_eq!(text_of(&events), "");
         assert!(events.contains(&StreamEvent::Finish(FinishReason::ContentFilter)));
         assert_eq!(events.last(), Some(&usage(20, 0)));
 
-        let err = stream_events("messages_stream_error_overloaded.sse").unwrap_err();
+        let err = stream_events::<Anthropic>(&fixture::<Anthropic>(
+            "messages_stream_error_overloaded.sse",
+        ))
+        .unwrap_err();
         assert_eq!(
             (err.kind, err.retryable, err.message.as_str()),
             (
@@ -945,7 +847,7 @@ mod tests {
     }
 
     fn fixture_headers(name: &str) -> HeaderMap {
-        let text = String::from_utf8(fixture(name)).unwrap();
+        let text = String::from_utf8(fixture::<Anthropic>(name)).unwrap();
         let mut headers = HeaderMap::new();
         for line in text.lines().skip(1) {
             if let Some((name, value)) = line.split_once(':') {
@@ -1011,7 +913,7 @@ mod tests {
                 true,
             ),
         ] {
-            let err = error_from_response(status, &empty, &fixture(file));
+            let err = error_from_response::<Anthropic>(status, &empty, &fixture::<Anthropic>(file));
             assert_eq!(
                 (err.kind, err.retryable, err.status),
                 (kind, retryable, Some(status)),
@@ -1019,10 +921,10 @@ mod tests {
             );
             assert_eq!(err.provider, Some(NAME));
         }
-        let err = error_from_response(
+        let err = error_from_response::<Anthropic>(
             429,
             &fixture_headers("error_429_rate_limit.headers.txt"),
-            &fixture("error_429_rate_limit.json"),
+            &fixture::<Anthropic>("error_429_rate_limit.json"),
         );
         assert_eq!(err.retry_after, Some(Duration::from_secs(12)));
         assert_eq!(
@@ -1091,7 +993,7 @@ mod tests {
             ),
             (529, b"".to_vec(), ErrorKind::ProviderUnavailable, true),
         ] {
-            let err = error_from_response(status, &empty, &body);
+            let err = error_from_response::<Anthropic>(status, &empty, &body);
             assert_eq!(
                 (err.kind, err.retryable, err.status),
                 (kind, retryable, Some(status)),
@@ -1100,7 +1002,7 @@ mod tests {
             );
         }
         assert_eq!(
-            error_from_response(502, &empty, b"Bad Gateway").message,
+            error_from_response::<Anthropic>(502, &empty, b"Bad Gateway").message,
             "anthropic: HTTP 502"
         );
     }
@@ -1154,10 +1056,10 @@ mod tests {
                 .and(body_partial_json(
                     json!({"model": "claude-sonnet-4-5", "max_tokens": 1024}),
                 ))
-                .respond_with(
-                    ResponseTemplate::new(200)
-                        .set_body_raw(fixture("messages_response.json"), "application/json"),
-                )
+                .respond_with(ResponseTemplate::new(200).set_body_raw(
+                    fixture::<Anthropic>("messages_response.json"),
+                    "application/json",
+                ))
                 .expect(1)
                 .mount(&server)
                 .await;
@@ -1169,7 +1071,7 @@ mod tests {
         #[tokio::test]
         async fn stream_stops_at_message_stop() {
             let server = MockServer::start().await;
-            let mut body = fixture("messages_stream.sse");
+            let mut body = fixture::<Anthropic>("messages_stream.sse");
             body.extend_from_slice(
                 b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AFTER\"}}\n\n",
             );
@@ -1225,7 +1127,7 @@ mod tests {
             let server = MockServer::start().await;
             expected_request()
                 .respond_with(ResponseTemplate::new(200).set_body_raw(
-                    fixture("messages_stream_error_overloaded.sse"),
+                    fixture::<Anthropic>("messages_stream_error_overloaded.sse"),
                     "text/event-stream",
                 ))
                 .mount(&server)

@@ -19,26 +19,11 @@ use crate::types::{
 const NAME: ProviderName = ProviderName::Gemini;
 
 const CATALOG: &[ModelInfo] = &[
-    ModelInfo {
-        id: "gemini-2.5-pro",
-        context_window: Some(1_048_576),
-    },
-    ModelInfo {
-        id: "gemini-2.5-flash",
-        context_window: Some(1_048_576),
-    },
-    ModelInfo {
-        id: "gemini-2.5-flash-lite",
-        context_window: Some(1_048_576),
-    },
-    ModelInfo {
-        id: "gemini-2.0-flash",
-        context_window: Some(1_048_576),
-    },
-    ModelInfo {
-        id: "gemini-3-pro-preview",
-        context_window: Some(1_048_576),
-    },
+    ModelInfo::new("gemini-2.5-pro", 1_048_576),
+    ModelInfo::new("gemini-2.5-flash", 1_048_576),
+    ModelInfo::new("gemini-2.5-flash-lite", 1_048_576),
+    ModelInfo::new("gemini-2.0-flash", 1_048_576),
+    ModelInfo::new("gemini-3-pro-preview", 1_048_576),
 ];
 
 /// The adapter: requests and answers of `generateContent` and `streamGenerateContent`.
@@ -492,61 +477,15 @@ fn parse_error(body: &[u8]) -> Fault {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::providers::testing::*;
     use crate::providers::{Driver, Provider};
-    use crate::sse;
-    use crate::types::{ImageUrl, Message, UpstreamTrace};
+    use crate::types::{Message, UpstreamTrace};
     use futures::StreamExt;
     use reqwest::header::{HeaderMap, HeaderValue};
 
-    /// An error answer as the driver classifies it.
-    fn error_from_response(
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Error {
-        crate::providers::driver::http_error::<Gemini>(status, headers, body)
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/gemini/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn json_fixture(name: &str) -> Value {
-        serde_json::from_slice(&fixture(name)).unwrap()
-    }
-
-    fn text(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: Content::Text(text.into()),
-        }
-    }
-
-    fn image(url: &str) -> Part {
-        Part::ImageUrl {
-            image_url: ImageUrl { url: url.into() },
-        }
-    }
-
-    fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
-        ChatRequest {
-            model: model.into(),
-            messages,
-            max_tokens: None,
-            temperature: None,
-            top_p: None,
-            stop: Vec::new(),
-            reasoning_effort: None,
-        }
-    }
-
     /// The request the fixture shows, in our types.
     fn fixture_request(model: &str) -> ChatRequest {
-        let fixture = json_fixture("generate_content_request.json");
+        let fixture = fixture_json::<Gemini>("generate_content_request.json");
         let png = fixture["contents"][2]["parts"][1]["inline_data"]["data"]
             .as_str()
             .unwrap();
@@ -578,7 +517,7 @@ mod tests {
     #[test]
     fn request_body_matches_the_fixture() {
         // The fixture spells inline data in snake_case; we send the camelCase form throughout.
-        let fixture = json_fixture("generate_content_request.json").to_string();
+        let fixture = fixture_json::<Gemini>("generate_content_request.json").to_string();
         let fixture: Value = serde_json::from_str(
             &fixture
                 .replace("\"inline_data\"", "\"inlineData\"")
@@ -713,7 +652,7 @@ mod tests {
 
     #[test]
     fn parses_the_fixture_responses() {
-        let r = parse_response(&fixture("generate_content_response.json")).unwrap();
+        let r = parse_response(&fixture::<Gemini>("generate_content_response.json")).unwrap();
         assert_eq!(
             r.content,
             "Learning patterns from data to make predictions.\n"
@@ -730,8 +669,10 @@ mod tests {
         assert_eq!(r.model.as_deref(), Some("gemini-1.5-flash-latest"));
         assert_eq!(r.id.as_deref(), Some("UxQ6aM_sKbjFnvgPocrJaA"));
 
-        let err =
-            parse_response(&fixture("generate_content_response_prompt_blocked.json")).unwrap_err();
+        let err = parse_response(&fixture::<Gemini>(
+            "generate_content_response_prompt_blocked.json",
+        ))
+        .unwrap_err();
         assert_eq!(
             (err.kind, err.retryable),
             (ErrorKind::ProviderRejected, false)
@@ -805,29 +746,6 @@ mod tests {
         }
     }
 
-    fn stream_events(bytes: &[u8]) -> Vec<StreamEvent> {
-        let mut decoder = sse::SseDecoder::new();
-        let mut events = decoder.push(bytes);
-        events.extend(decoder.finish());
-        events
-            .iter()
-            .flat_map(|e| parse_stream_data(&e.data).unwrap())
-            .collect()
-    }
-
-    fn text_of(events: &[StreamEvent]) -> String {
-        events
-            .iter()
-            .filter_map(|e| {
-                if let StreamEvent::Delta(t) = e {
-                    Some(t.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect()
-    }
-
     fn last_usage(events: &[StreamEvent]) -> Option<Usage> {
         events.iter().rev().find_map(|e| match e {
             StreamEvent::Usage(u) => Some(*u),
@@ -852,10 +770,14 @@ mod tests {
                 (8, 33, 41),
             ),
         ] {
-            let lf = fixture(name);
+            let lf = fixture::<Gemini>(name);
             let crlf = String::from_utf8(lf.clone()).unwrap().replace('\n', "\r\n");
-            let events = stream_events(&lf);
-            assert_eq!(stream_events(crlf.as_bytes()), events, "{name}");
+            let events = stream_events::<Gemini>(&lf).unwrap();
+            assert_eq!(
+                stream_events::<Gemini>(crlf.as_bytes()).unwrap(),
+                events,
+                "{name}"
+            );
             assert_eq!(text_of(&events), text, "{name}");
             assert!(!events.contains(&StreamEvent::Delta(String::new())));
             assert_eq!(events.first(), Some(&StreamEvent::Model(model.into())));
@@ -957,26 +879,26 @@ mod tests {
                 true,
             ),
         ] {
-            let body = fixture(file);
-            let err = error_from_response(status, &empty, &body);
+            let body = fixture::<Gemini>(file);
+            let err = error_from_response::<Gemini>(status, &empty, &body);
             assert_eq!(
                 (err.kind, err.retryable, err.status),
                 (kind, retryable, Some(status)),
                 "{file}"
             );
-            let message = json_fixture(file)["error"]["message"].clone();
+            let message = fixture_json::<Gemini>(file)["error"]["message"].clone();
             assert_eq!(
                 err.message,
                 format!("gemini: {}", message.as_str().unwrap())
             );
         }
 
-        let quota = fixture("error_429_resource_exhausted.json");
-        let err = error_from_response(429, &empty, &quota);
+        let quota = fixture::<Gemini>("error_429_resource_exhausted.json");
+        let err = error_from_response::<Gemini>(429, &empty, &quota);
         assert_eq!(err.retry_after, Some(Duration::from_secs(19)));
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_static("3"));
-        let err = error_from_response(429, &headers, &quota);
+        let err = error_from_response::<Gemini>(429, &headers, &quota);
         assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
     }
 
@@ -984,7 +906,7 @@ mod tests {
     fn other_error_bodies_are_classified_by_status_and_message() {
         let empty = HeaderMap::new();
         let too_long = br#"[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]"#;
-        let err = error_from_response(400, &empty, too_long);
+        let err = error_from_response::<Gemini>(400, &empty, too_long);
         assert_eq!(err.kind, ErrorKind::ContextLengthExceeded);
         assert!(err.message.starts_with("gemini: The input token count"));
         let cases: [(u16, &[u8], ErrorKind); 7] = [
@@ -1009,14 +931,14 @@ mod tests {
             (429, b"", ErrorKind::RateLimited),
         ];
         for (status, body, kind) in cases {
-            let err = error_from_response(status, &empty, body);
+            let err = error_from_response::<Gemini>(status, &empty, body);
             assert_eq!((err.kind, err.status), (kind, Some(status)), "{status}");
         }
         assert_eq!(
-            error_from_response(502, &empty, b"").message,
+            error_from_response::<Gemini>(502, &empty, b"").message,
             "gemini: HTTP 502"
         );
-        let err = error_from_response(408, &empty, b"");
+        let err = error_from_response::<Gemini>(408, &empty, b"");
         assert_eq!(
             (err.kind, err.retryable),
             (ErrorKind::ProviderRejected, true)
@@ -1024,7 +946,10 @@ mod tests {
         // A retry delay too large for a Duration is ignored rather than trusted.
         let huge =
             br#"{"error":{"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"1e300s"}]}}"#;
-        assert_eq!(error_from_response(429, &empty, huge).retry_after, None);
+        assert_eq!(
+            error_from_response::<Gemini>(429, &empty, huge).retry_after,
+            None
+        );
     }
 
     #[tokio::test]
@@ -1034,7 +959,7 @@ mod tests {
 
         let key = "AIzaSyTestKey0123456789";
         let server = MockServer::start().await;
-        let stream = String::from_utf8(fixture("stream_generate_content_current.sse"))
+        let stream = String::from_utf8(fixture::<Gemini>("stream_generate_content_current.sse"))
             .unwrap()
             .replace('\n', "\r\n");
         Mock::given(method("POST"))

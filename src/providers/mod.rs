@@ -10,6 +10,8 @@ mod anthropic;
 mod driver;
 mod gemini;
 mod openai;
+#[cfg(test)]
+mod testing;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

@@ -15,46 +15,16 @@ use crate::types::{
 const NAME: ProviderName = ProviderName::Openai;
 
 const CATALOG: &[ModelInfo] = &[
-    ModelInfo {
-        id: "gpt-5",
-        context_window: Some(400_000),
-    },
-    ModelInfo {
-        id: "gpt-5-mini",
-        context_window: Some(400_000),
-    },
-    ModelInfo {
-        id: "gpt-5-nano",
-        context_window: Some(400_000),
-    },
-    ModelInfo {
-        id: "gpt-4.1",
-        context_window: Some(1_047_576),
-    },
-    ModelInfo {
-        id: "gpt-4.1-mini",
-        context_window: Some(1_047_576),
-    },
-    ModelInfo {
-        id: "gpt-4.1-nano",
-        context_window: Some(1_047_576),
-    },
-    ModelInfo {
-        id: "gpt-4o",
-        context_window: Some(128_000),
-    },
-    ModelInfo {
-        id: "gpt-4o-mini",
-        context_window: Some(128_000),
-    },
-    ModelInfo {
-        id: "o3",
-        context_window: Some(200_000),
-    },
-    ModelInfo {
-        id: "o4-mini",
-        context_window: Some(200_000),
-    },
+    ModelInfo::new("gpt-5", 400_000),
+    ModelInfo::new("gpt-5-mini", 400_000),
+    ModelInfo::new("gpt-5-nano", 400_000),
+    ModelInfo::new("gpt-4.1", 1_047_576),
+    ModelInfo::new("gpt-4.1-mini", 1_047_576),
+    ModelInfo::new("gpt-4.1-nano", 1_047_576),
+    ModelInfo::new("gpt-4o", 128_000),
+    ModelInfo::new("gpt-4o-mini", 128_000),
+    ModelInfo::new("o3", 200_000),
+    ModelInfo::new("o4-mini", 200_000),
 ];
 
 /// The adapter: requests and answers of Chat Completions.
@@ -306,25 +276,8 @@ fn parse_error(status: u16, body: &[u8]) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse;
+    use crate::providers::testing::*;
     use crate::types::{Content, Message, Role};
-
-    /// An error answer as the driver classifies it.
-    fn error_from_response(
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Error {
-        crate::providers::driver::http_error::<OpenAi>(status, headers, body)
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/openai/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     fn request(model: &str) -> ChatRequest {
         ChatRequest {
@@ -369,7 +322,8 @@ mod tests {
     #[test]
     fn fixture_request_messages_round_trip_through_our_types() {
         let fixture: Value =
-            serde_json::from_slice(&fixture("chat_completion_request_image.json")).unwrap();
+            serde_json::from_slice(&fixture::<OpenAi>("chat_completion_request_image.json"))
+                .unwrap();
         let messages: Vec<Message> = serde_json::from_value(fixture["messages"].clone()).unwrap();
         assert_eq!(
             serde_json::to_value(&messages).unwrap(),
@@ -379,7 +333,7 @@ mod tests {
 
     #[test]
     fn parses_the_fixture_responses() {
-        let r = parse_response(&fixture("chat_completion.json")).unwrap();
+        let r = parse_response(&fixture::<OpenAi>("chat_completion.json")).unwrap();
         assert_eq!(r.content, "Hello! How can I assist you today?");
         assert_eq!(
             r.usage,
@@ -391,45 +345,19 @@ mod tests {
         );
         assert_eq!(r.finish_reason, FinishReason::Stop);
         assert_eq!(r.model.as_deref(), Some("gpt-5.4"));
-        let r = parse_response(&fixture("chat_completion_tool_calls.json")).unwrap();
+        let r = parse_response(&fixture::<OpenAi>("chat_completion_tool_calls.json")).unwrap();
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-        assert!(parse_response(&fixture("chat_completion_image_input.json")).is_ok());
+        assert!(parse_response(&fixture::<OpenAi>("chat_completion_image_input.json")).is_ok());
         assert_eq!(
             parse_response(b"<html>").unwrap_err().kind,
             ErrorKind::ProviderUnavailable
         );
     }
 
-    fn stream_events(name: &str) -> Vec<StreamEvent> {
-        let mut decoder = sse::SseDecoder::new();
-        let mut events = decoder.push(&fixture(name));
-        events.extend(decoder.finish());
-        let mut out = Vec::new();
-        for e in events {
-            match parse_stream_data(&e.data).unwrap() {
-                Some(parsed) => out.extend(parsed),
-                None => return out,
-            }
-        }
-        panic!("{name} has no [DONE]");
-    }
-
-    fn text_of(events: &[StreamEvent]) -> String {
-        events
-            .iter()
-            .filter_map(|e| {
-                if let StreamEvent::Delta(t) = e {
-                    Some(t.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn parses_the_fixture_streams() {
-        let events = stream_events("chat_completion_stream.sse");
+        let events =
+            stream_events::<OpenAi>(&fixture::<OpenAi>("chat_completion_stream.sse")).unwrap();
         assert!(text_of(&events).starts_with("I'm unable to"));
         assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
         assert_eq!(
@@ -440,9 +368,13 @@ mod tests {
                 total_tokens: 44
             }))
         );
-        let events = stream_events("chat_completion_stream_refusal.sse");
+        let events =
+            stream_events::<OpenAi>(&fixture::<OpenAi>("chat_completion_stream_refusal.sse"))
+                .unwrap();
         assert!(text_of(&events).ends_with("that request."));
-        let events = stream_events("chat_completion_stream_tool_calls.sse");
+        let events =
+            stream_events::<OpenAi>(&fixture::<OpenAi>("chat_completion_stream_tool_calls.sse"))
+                .unwrap();
         assert!(events.contains(&StreamEvent::Finish(FinishReason::ToolCalls)));
     }
 
@@ -495,7 +427,7 @@ mod tests {
                 true,
             ),
         ] {
-            let err = error_from_response(status, &empty, &fixture(file));
+            let err = error_from_response::<OpenAi>(status, &empty, &fixture::<OpenAi>(file));
             assert_eq!(
                 (err.kind, err.retryable, err.status),
                 (kind, retryable, Some(status)),
@@ -504,15 +436,15 @@ mod tests {
         }
         let ctx = br#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
         assert_eq!(
-            error_from_response(400, &empty, ctx).kind,
+            error_from_response::<OpenAi>(400, &empty, ctx).kind,
             ErrorKind::ContextLengthExceeded
         );
         assert_eq!(
-            error_from_response(502, &empty, b"Bad Gateway").kind,
+            error_from_response::<OpenAi>(502, &empty, b"Bad Gateway").kind,
             ErrorKind::ProviderUnavailable
         );
         assert_eq!(
-            error_from_response(403, &empty, b"").kind,
+            error_from_response::<OpenAi>(403, &empty, b"").kind,
             ErrorKind::ProviderAuth
         );
     }
