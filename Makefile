@@ -40,9 +40,9 @@ demo: build
 	echo '== llmrpc trace demo-trace'; \
 	$(DEMO) trace --url http://127.0.0.1:8099 demo-trace
 
-# Real provider calls with the keys of .env.test; providers without a key are skipped.
+# Real provider calls with the keys of .env.test; a provider without a key is reported ignored.
 test-live:
-	$(CARGO) test --test live -- --ignored --nocapture --test-threads 1
+	LLMRPC_LIVE=1 $(CARGO) test --test live -- --test-threads 1
 
 lint:
 	$(CARGO) fmt --check
