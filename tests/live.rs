@@ -1,32 +1,84 @@
 //! Live calls to the real providers, one complete and one stream each. Not part of `make test`:
-//! `make test-live` runs them with the keys of `.env.test`; a provider whose key is empty there is
-//! skipped with a message saying so.
+//! `make test-live` runs them, with `LLMRPC_LIVE=1` and the keys of `.env.test`.
+//!
+//! A harness of its own (libtest-mimic; `harness = false` in Cargo.toml), because whether a trial
+//! can run is only known when it runs, and it must then be reported as *ignored* with the reason,
+//! not as passed. Both reasons show in the standard test output:
+//! - without `LLMRPC_LIVE=1` (so in `cargo test` and `make test`), every trial is ignored;
+//! - a provider whose key is empty in `.env.test` is ignored, naming the key.
 
 mod common;
 
 use common::*;
+use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::json;
 
-fn env_test() -> Vec<(String, String)> {
+/// Each provider: its name, key variable, base URL variable, and the model the trial asks for.
+const PROVIDERS: [(&str, &str, &str, &str); 3] = [
+    (
+        "openai",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "gpt-4.1-mini",
+    ),
+    (
+        "anthropic",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "claude-haiku-4-5",
+    ),
+    (
+        "gemini",
+        "GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        "gemini-2.5-flash",
+    ),
+];
+
+fn main() {
+    let args = Arguments::from_args();
+    let enabled = std::env::var("LLMRPC_LIVE").as_deref() == Ok("1");
+    let trials = PROVIDERS
+        .into_iter()
+        .map(|(provider, key_var, base_var, model)| {
+            Trial::ignorable_test(format!("live_{provider}"), move || {
+                if !enabled {
+                    return Ok(Completion::ignored_with(
+                        "live: needs LLMRPC_LIVE=1; run `make test-live`",
+                    ));
+                }
+                if env_test_value(key_var).is_empty() {
+                    return Ok(Completion::ignored_with(format!(
+                        "{key_var} is empty in .env.test"
+                    )));
+                }
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(live(provider, key_var, base_var, model));
+                Ok(Completion::Completed)
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// The value of `name` in `.env.test`, trimmed; empty when it is missing.
+fn env_test_value(name: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.test");
     dotenvy::from_path_iter(path)
-        .map(|iter| iter.filter_map(Result::ok).collect())
+        .map(|iter| {
+            iter.filter_map(Result::ok)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default()
+        })
         .unwrap_or_default()
 }
 
 async fn live(provider: &str, key_var: &str, base_var: &str, model: &str) {
-    let vars = env_test();
-    let value = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    if value(key_var).is_empty() {
-        eprintln!("skipping the live {provider} test: {key_var} is empty in .env.test");
-        return;
-    }
-    let (key, base) = (value(key_var), value(base_var));
+    let (key, base) = (env_test_value(key_var), env_test_value(base_var));
     let mut env = vec![(key_var, key.as_str())];
     if !base.is_empty() {
         env.push((base_var, base.as_str()));
@@ -49,40 +101,4 @@ async fn live(provider: &str, key_var: &str, base_var: &str, model: &str) {
     assert_eq!(last["done"], true, "{events:?}");
     assert!(last.get("error").is_none(), "{last}");
     assert!(events.len() >= 2, "no delta arrived: {events:?}");
-}
-
-#[tokio::test]
-#[ignore = "live: needs real keys in .env.test; run `make test-live`"]
-async fn live_openai() {
-    live(
-        "openai",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "gpt-4.1-mini",
-    )
-    .await;
-}
-
-#[tokio::test]
-#[ignore = "live: needs real keys in .env.test; run `make test-live`"]
-async fn live_anthropic() {
-    live(
-        "anthropic",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "claude-haiku-4-5",
-    )
-    .await;
-}
-
-#[tokio::test]
-#[ignore = "live: needs real keys in .env.test; run `make test-live`"]
-async fn live_gemini() {
-    live(
-        "gemini",
-        "GEMINI_API_KEY",
-        "GEMINI_BASE_URL",
-        "gemini-2.5-flash",
-    )
-    .await;
 }
