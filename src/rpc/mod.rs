@@ -162,7 +162,7 @@ impl App {
             }
             // jsonrpsee would answer a subscription over plain HTTP with an internal error.
             let message = "llm.stream over HTTP needs the header Accept: text/event-stream (or subscribe over a WebSocket)";
-            let answer = json!({"jsonrpc": "2.0", "id": call.id(), "error": {"code": -32600, "message": message}});
+            let answer = errors::invalid_request(call.id(), message);
             return Ok(json_response(StatusCode::OK, &answer));
         }
         rpc.call(into_rpc_request(http::Request::from_parts(
@@ -219,7 +219,7 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
 /// The answer to a request larger than the limit, over HTTP and WebSocket alike.
 fn too_large(limit: usize) -> serde_json::Value {
     let message = format!("request is larger than the limit of {limit} bytes");
-    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
+    errors::invalid_request(&serde_json::Value::Null, &message)
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
