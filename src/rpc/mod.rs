@@ -7,6 +7,7 @@ pub mod methods;
 mod ops;
 mod params;
 mod sse;
+mod views;
 mod ws;
 
 use std::future::Future;
@@ -122,14 +123,14 @@ impl App {
             (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
             (&Method::GET, "/ready") => json_response(
                 StatusCode::OK,
-                &json!({"status": "ready", "providers": self.gateway.provider_status()}),
+                &views::ready(&self.gateway.provider_status()),
             ),
             (&Method::GET, "/metrics") => http::Response::builder()
                 .header(
                     header::CONTENT_TYPE,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
-                .body(HttpBody::from(self.gateway.prometheus_text()))?,
+                .body(HttpBody::from(self.gateway.scrape().encode()))?,
             (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(
