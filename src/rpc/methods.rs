@@ -120,7 +120,7 @@ async fn subscribe(
     .await
 }
 
-fn log_invalid(err: &Error) {
+pub(super) fn log_invalid(err: &Error) {
     tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
 }
 
