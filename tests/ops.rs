@@ -242,3 +242,94 @@ async fn one_json_line_per_finished_call_carries_the_trace() {
     assert!(fields["latency_ms"].is_u64());
     assert_eq!(v["span"]["source_agent"], "planner");
 }
+
+#[tokio::test]
+async fn ops_refuse_an_invalid_context_exactly_as_llm_methods_do() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[]);
+    for (context, message) in [
+        (
+            json!({"trace_id": "has space"}),
+            "a2a_context.trace_id must be 1-128 characters of A-Za-z0-9._:-",
+        ),
+        (
+            json!("x"),
+            "invalid params: a2a_context: invalid type: string \"x\", expected struct A2aContext",
+        ),
+    ] {
+        let mut complete = params("gpt-4.1-mini");
+        complete["a2a_context"] = context.clone();
+        for (method, p) in [
+            ("llm.complete", complete),
+            (
+                "ops.trace",
+                json!({"trace_id": "t", "a2a_context": context.clone()}),
+            ),
+            ("ops.usage", json!({"a2a_context": context.clone()})),
+        ] {
+            let answer = service.call(method, p).await;
+            let error = &answer["error"];
+            assert_eq!(
+                (error["code"].as_i64(), error["message"].as_str()),
+                (Some(-32602), Some(message)),
+                "{method}: {answer}"
+            );
+            assert_eq!(error["data"]["kind"], "invalid_params", "{answer}");
+            assert!(is_hex(error["data"]["trace_id"].as_str().unwrap(), 32));
+        }
+        // Top-level, as the A2A convention puts it.
+        let (_, answer) = service
+            .post(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "ops.usage", "a2a_context": context}),
+            )
+            .await;
+        assert_eq!(answer["error"]["message"], message, "{answer}");
+    }
+    assert!(received(&upstream).await.is_empty());
+}
+
+#[tokio::test]
+async fn ops_answer_and_log_under_a_top_level_context() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[]);
+    let request = |params: Value, context: Value| json!({"jsonrpc": "2.0", "id": 1, "method": "ops.trace", "params": params, "a2a_context": context});
+
+    let (_, answer) = service
+        .post(&request(
+            json!({}),
+            json!({"trace_id": "oncall-1", "source_agent": "oncall"}),
+        ))
+        .await;
+    assert_eq!(
+        answer["error"],
+        json!({"code": -32602,
+            "message": "invalid params: missing field `trace_id`; expected {\"trace_id\": \"…\"}",
+            "data": {"kind": "invalid_params", "trace_id": "oncall-1", "retryable": false}})
+    );
+    let line = service.wait_for_log(|l| l.contains("call refused") && l.contains("oncall-1"));
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (
+            v["span"]["name"].as_str(),
+            v["span"]["method"].as_str(),
+            v["span"]["trace_id"].as_str(),
+            v["span"]["source_agent"].as_str()
+        ),
+        (
+            Some("ops.call"),
+            Some("ops.trace"),
+            Some("oncall-1"),
+            Some("oncall")
+        ),
+        "{line}"
+    );
+
+    // The top-level context wins over one in params, which is then never checked.
+    let (_, answer) = service
+        .post(&request(
+            json!({"trace_id": "nobody", "a2a_context": {"trace_id": "bad id"}}),
+            json!({"trace_id": "oncall-2"}),
+        ))
+        .await;
+    assert_eq!(answer["result"], json!([]), "{answer}");
+}

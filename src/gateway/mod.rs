@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 
@@ -27,11 +27,13 @@ use tracing::Instrument;
 
 mod attempts;
 mod finish;
+mod report;
 mod streaming;
 
 use attempts::Attempts;
 use finish::CallEnd;
 pub use finish::Recorders;
+pub use report::{ModelCatalog, ModelListing, ProviderStatus};
 use streaming::{StreamState, Tail};
 
 /// A finished non-streaming call.
@@ -344,80 +346,6 @@ impl Gateway {
                     .get(entry)
                     .is_some_and(|targets| targets.contains(route))
         })
-    }
-
-    /// The `llm.models` listing.
-    pub fn models(&self) -> Value {
-        let allowed = self.allowed.load();
-        let is_allowed = |route: &Route| {
-            allowed
-                .as_ref()
-                .as_ref()
-                .is_none_or(|list| self.permits(list, route))
-        };
-        let models: Vec<Value> = self
-            .registry
-            .catalog()
-            .map(|(route, info)| {
-                let aliases: Vec<&str> = self
-                    .registry
-                    .aliases()
-                    .iter()
-                    .filter(|(_, targets)| targets.contains(&route))
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                let configured = self
-                    .upstreams
-                    .get(&route.provider)
-                    .is_some_and(|u| u.provider.is_configured());
-                json!({
-                    "id": route.id(),
-                    "provider": route.provider,
-                    "aliases": aliases,
-                    "configured": configured,
-                    "allowed": is_allowed(&route),
-                    "supports_streaming": true,
-                    "context_window": info.context_window,
-                })
-            })
-            .collect();
-        json!({
-            "count": models.len(),
-            "models": models,
-            "allowed_models": allowed.as_ref().clone().unwrap_or_default(),
-            "default_model": self.settings.default_model,
-        })
-    }
-
-    /// Which providers can answer, for `/ready`: configured, and the state of their breaker.
-    pub fn provider_status(&self) -> Value {
-        let status: serde_json::Map<String, Value> = self
-            .upstreams
-            .iter()
-            .map(|(name, upstream)| {
-                let entry = json!({
-                    "configured": upstream.provider.is_configured(),
-                    "circuit": upstream.breaker.state().as_str(),
-                });
-                (name.as_str().to_owned(), entry)
-            })
-            .collect();
-        Value::Object(status)
-    }
-
-    /// The Prometheus exposition, with the breakers' current states.
-    pub fn prometheus_text(&self) -> String {
-        for (name, upstream) in &self.upstreams {
-            self.recorders
-                .metrics
-                .circuit(*name, upstream.breaker.state());
-        }
-        if let Some(ledger) = &self.recorders.ledger {
-            self.recorders
-                .metrics
-                .ledger_losses(ledger.dropped(), ledger.failed());
-        }
-        self.recorders.metrics.encode()
     }
 }
 

@@ -5,6 +5,9 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind};
 
+/// JSON-RPC's "Invalid Request": the envelope itself cannot be served. jsonrpsee answers most
+/// such requests; [`invalid_request`] answers those refused before it sees them.
+const INVALID_REQUEST: i32 = -32600;
 pub const INVALID_PARAMS: i32 = -32602;
 
 pub fn code(kind: ErrorKind) -> i32 {
@@ -47,6 +50,12 @@ pub fn to_rpc_error(err: &Error, trace_id: &str) -> ErrorObjectOwned {
         err.message.clone(),
         Some(data(err, trace_id)),
     )
+}
+
+/// A whole JSON-RPC response refusing a request as invalid, for the answers written without
+/// jsonrpsee (an oversized body, `llm.stream` over HTTP without an event stream).
+pub fn invalid_request(id: &Value, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_REQUEST, "message": message}})
 }
 
 /// The same error as a JSON value, for stream chunks and SSE events.

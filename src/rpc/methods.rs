@@ -35,8 +35,12 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
                 subscribe(&gateway, params.as_str(), pending, &ext).await
             },
         )?;
-        module.register_method("llm.models", |_, gateway, _| gateway.models())?;
-        module.register_method("llm.metrics", |_, gateway, _| gateway.metrics().snapshot())?;
+        module.register_method("llm.models", |_, gateway, _| {
+            super::views::models(&gateway.models())
+        })?;
+        module.register_method("llm.metrics", |_, gateway, _| {
+            super::views::metrics(&gateway.metrics().snapshot())
+        })?;
         module.register_async_method("ops.trace", |params, gateway, ext| async move {
             super::ops::trace(&gateway, params.as_str(), &ext).await
         })?;
@@ -116,7 +120,7 @@ async fn subscribe(
     .await
 }
 
-fn log_invalid(err: &Error) {
+pub(super) fn log_invalid(err: &Error) {
     tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
 }
 

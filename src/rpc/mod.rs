@@ -7,6 +7,7 @@ pub mod methods;
 mod ops;
 mod params;
 mod sse;
+mod views;
 mod ws;
 
 use std::future::Future;
@@ -122,14 +123,14 @@ impl App {
             (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
             (&Method::GET, "/ready") => json_response(
                 StatusCode::OK,
-                &json!({"status": "ready", "providers": self.gateway.provider_status()}),
+                &views::ready(&self.gateway.provider_status()),
             ),
             (&Method::GET, "/metrics") => http::Response::builder()
                 .header(
                     header::CONTENT_TYPE,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
-                .body(HttpBody::from(self.gateway.prometheus_text()))?,
+                .body(HttpBody::from(self.gateway.scrape().encode()))?,
             (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(
@@ -162,7 +163,7 @@ impl App {
             }
             // jsonrpsee would answer a subscription over plain HTTP with an internal error.
             let message = "llm.stream over HTTP needs the header Accept: text/event-stream (or subscribe over a WebSocket)";
-            let answer = json!({"jsonrpc": "2.0", "id": call.id(), "error": {"code": -32600, "message": message}});
+            let answer = errors::invalid_request(call.id(), message);
             return Ok(json_response(StatusCode::OK, &answer));
         }
         rpc.call(into_rpc_request(http::Request::from_parts(
@@ -219,7 +220,7 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
 /// The answer to a request larger than the limit, over HTTP and WebSocket alike.
 fn too_large(limit: usize) -> serde_json::Value {
     let message = format!("request is larger than the limit of {limit} bytes");
-    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
+    errors::invalid_request(&serde_json::Value::Null, &message)
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {

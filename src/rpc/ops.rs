@@ -1,23 +1,28 @@
 //! The operators' methods, read from the call ledger: `ops.trace` (every call of one trace id)
 //! and `ops.usage` (calls, errors, tokens and cost, grouped).
 
+use std::future::Future;
+
 use jsonrpsee::Extensions;
 use jsonrpsee::core::RpcResult;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use super::errors::to_rpc_error;
-use crate::context::{A2aContext, CallContext, TraceParent};
+use super::methods::log_invalid;
+use super::params;
+use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
 use crate::ledger::{self, GroupBy, LedgerError};
+use crate::telemetry;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TraceParams {
     trace_id: String,
-    /// The operator's own context: its trace id names this call in errors.
-    a2a_context: Option<A2aContext>,
 }
 
 #[derive(Deserialize)]
@@ -26,15 +31,59 @@ struct UsageParams {
     since: Option<String>,
     until: Option<String>,
     group_by: Option<GroupBy>,
-    a2a_context: Option<A2aContext>,
 }
 
 /// The default window of `ops.usage`: the last day.
 const DAY_MS: i64 = 86_400_000;
 
-fn parse<T: for<'de> Deserialize<'de>>(raw: Option<&str>, expected: &str) -> Result<T, Error> {
-    serde_json::from_str(raw.unwrap_or("{}"))
-        .map_err(|e| Error::invalid_params(format!("invalid params: {e}; expected {expected}")))
+/// Parses an ops method's params by name. The operator's own A2A context is read first, by the
+/// same rules as on `llm.*`, so that even a refused call answers under the caller's trace id.
+fn parse<T: DeserializeOwned>(
+    raw: Option<&str>,
+    traceparent: Option<&TraceParent>,
+    expected: &str,
+) -> (CallContext, Result<T, Error>) {
+    let mut value: Value = raw
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let a2a = value.as_object_mut().and_then(|p| p.remove("a2a_context"));
+    let (ctx, valid) = params::context(a2a.as_ref(), traceparent);
+    let parsed = valid.and_then(|()| {
+        T::deserialize(value)
+            .map_err(|e| Error::invalid_params(format!("invalid params: {e}; expected {expected}")))
+    });
+    (ctx, parsed)
+}
+
+/// Serves one ops call: `work` on its parsed params, inside a span of the caller's trace, with
+/// errors answered under its trace id.
+async fn serve<T, F, Fut>(
+    method: &'static str,
+    raw: Option<&str>,
+    ext: &Extensions,
+    expected: &str,
+    work: F,
+) -> RpcResult<Value>
+where
+    T: DeserializeOwned,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<Value, Error>>,
+{
+    let (mut ctx, parsed) = parse(raw, ext.get::<TraceParent>(), expected);
+    let span = telemetry::ops_span(method, &mut ctx);
+    async {
+        let answer = match parsed {
+            Ok(params) => work(params).await,
+            Err(err) => Err(err),
+        };
+        answer.inspect_err(|err| match err.kind {
+            ErrorKind::InvalidParams => log_invalid(err),
+            _ => tracing::warn!(status = err.kind.as_str(), "{}", err.message),
+        })
+    }
+    .instrument(span)
+    .await
+    .map_err(|e| to_rpc_error(&e, &ctx.trace_id))
 }
 
 fn unavailable(e: LedgerError) -> Error {
@@ -45,64 +94,61 @@ fn unavailable(e: LedgerError) -> Error {
 }
 
 pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
-    let parsed: Result<TraceParams, Error> = parse(params, r#"{"trace_id": "…"}"#);
-    let a2a = parsed
-        .as_ref()
-        .ok()
-        .and_then(|p| p.a2a_context.clone())
-        .filter(|c| c.validate().is_ok());
-    let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
-    let found = async {
-        let params = parsed?;
-        let Some(ledger) = gateway.ledger() else {
-            return Ok(json!([]));
-        };
-        // Calls that just finished may still be queued for writing.
-        ledger.flush().await.map_err(unavailable)?;
-        let calls = ledger.trace(&params.trace_id).await.map_err(unavailable)?;
-        serde_json::to_value(calls).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
-    };
-    found.await.map_err(|e| to_rpc_error(&e, &ctx.trace_id))
+    let expected = r#"{"trace_id": "…"}"#;
+    serve(
+        "ops.trace",
+        params,
+        ext,
+        expected,
+        |params: TraceParams| async move {
+            let Some(ledger) = gateway.ledger() else {
+                return Ok(json!([]));
+            };
+            // Calls that just finished may still be queued for writing.
+            ledger.flush().await.map_err(unavailable)?;
+            let calls = ledger.trace(&params.trace_id).await.map_err(unavailable)?;
+            serde_json::to_value(calls).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
+        },
+    )
+    .await
 }
 
 pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
     let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent"}"#;
-    let parsed: Result<UsageParams, Error> = parse(params, expected);
-    let a2a = parsed
-        .as_ref()
-        .ok()
-        .and_then(|p| p.a2a_context.clone())
-        .filter(|c| c.validate().is_ok());
-    let ctx = CallContext::new(a2a, ext.get::<TraceParent>());
-    let totals = async {
-        let params = parsed?;
-        let time = |field: &str, value: Option<String>, default: i64| match value {
-            None => Ok(default),
-            Some(text) => ledger::parse_rfc3339(&text).ok_or_else(|| {
-                Error::invalid_params(format!("invalid params: {field} must be an RFC 3339 time"))
-            }),
-        };
-        let until = time("until", params.until, ledger::now_ms())?;
-        let since = time("since", params.since, until - DAY_MS)?;
-        let group_by = params.group_by.unwrap_or(GroupBy::Provider);
-        let groups = match gateway.ledger() {
-            Some(ledger) => {
-                ledger.flush().await.map_err(unavailable)?;
-                ledger
-                    .usage(since, until, group_by)
-                    .await
-                    .map_err(unavailable)?
-            }
-            None => Vec::new(),
-        };
-        Ok(json!({
-            "since": ledger::format_rfc3339(since),
-            "until": ledger::format_rfc3339(until),
-            "group_by": group_by,
-            "groups": groups,
-        }))
-    };
-    totals
-        .await
-        .map_err(|e: Error| to_rpc_error(&e, &ctx.trace_id))
+    serve(
+        "ops.usage",
+        params,
+        ext,
+        expected,
+        |params: UsageParams| async move {
+            let time = |field: &str, value: Option<String>, default: i64| match value {
+                None => Ok(default),
+                Some(text) => ledger::parse_rfc3339(&text).ok_or_else(|| {
+                    Error::invalid_params(format!(
+                        "invalid params: {field} must be an RFC 3339 time"
+                    ))
+                }),
+            };
+            let until = time("until", params.until, ledger::now_ms())?;
+            let since = time("since", params.since, until - DAY_MS)?;
+            let group_by = params.group_by.unwrap_or(GroupBy::Provider);
+            let groups = match gateway.ledger() {
+                Some(ledger) => {
+                    ledger.flush().await.map_err(unavailable)?;
+                    ledger
+                        .usage(since, until, group_by)
+                        .await
+                        .map_err(unavailable)?
+                }
+                None => Vec::new(),
+            };
+            Ok(json!({
+                "since": ledger::format_rfc3339(since),
+                "until": ledger::format_rfc3339(until),
+                "group_by": group_by,
+                "groups": groups,
+            }))
+        },
+    )
+    .await
 }

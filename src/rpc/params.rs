@@ -1,5 +1,6 @@
 //! `llm.complete` / `llm.stream` params: parsed by name, checked against the contract's rules,
-//! with messages that name the field and the rule.
+//! with messages that name the field and the rule. The A2A context is read here for every
+//! method that takes one, `ops.*` included.
 
 use std::time::Duration;
 
@@ -47,8 +48,22 @@ pub fn parse(
         }
     }
     let value: Option<Value> = raw.and_then(|r| serde_json::from_str(r).ok());
-    match context_of(value.as_ref().and_then(|v| v.get("a2a_context"))) {
-        Ok(a2a) => (CallContext::new(a2a, traceparent), check(value)),
+    let (ctx, valid) = context(
+        value.as_ref().and_then(|v| v.get("a2a_context")),
+        traceparent,
+    );
+    (ctx, valid.and_then(|()| check(value)))
+}
+
+/// The call's context from the `a2a_context` of its params (where a top-level one has been
+/// moved), by the rules every method shares. An invalid one is refused, naming the field, and
+/// the call answers under a context of its own.
+pub fn context(
+    a2a: Option<&Value>,
+    traceparent: Option<&TraceParent>,
+) -> (CallContext, Result<(), Error>) {
+    match context_of(a2a) {
+        Ok(a2a) => (CallContext::new(a2a, traceparent), Ok(())),
         Err(err) => (CallContext::new(None, traceparent), Err(err)),
     }
 }

@@ -11,7 +11,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde_json::{Value, json};
 
 use crate::error::ErrorKind;
 use crate::resilience::BreakerState;
@@ -248,27 +247,27 @@ impl Metrics {
         out
     }
 
-    /// The `llm.metrics` snapshot.
-    pub fn snapshot(&self) -> Value {
-        let by_provider: serde_json::Map<String, Value> = ProviderName::ALL
+    /// The counters `llm.metrics` reports.
+    pub fn snapshot(&self) -> Snapshot {
+        let by_provider = ProviderName::ALL
             .iter()
             .zip(&self.by_provider)
             .map(|(p, t)| {
-                let totals = json!({
-                    "requests": t.requests.load(Relaxed),
-                    "tokens": t.tokens.load(Relaxed),
-                    "errors": t.errors.load(Relaxed),
-                });
-                (p.as_str().to_owned(), totals)
+                let counts = ProviderCounts {
+                    requests: t.requests.load(Relaxed),
+                    tokens: t.tokens.load(Relaxed),
+                    errors: t.errors.load(Relaxed),
+                };
+                (*p, counts)
             })
             .collect();
-        json!({
-            "total_requests": self.total_requests.load(Relaxed),
-            "total_tokens": self.total_tokens.load(Relaxed),
-            "by_provider": by_provider,
-            "governance_violations": self.governance_violations.load(Relaxed),
-            "in_flight": self.in_flight.load(Relaxed).max(0),
-        })
+        Snapshot {
+            total_requests: self.total_requests.load(Relaxed),
+            total_tokens: self.total_tokens.load(Relaxed),
+            by_provider,
+            governance_violations: self.governance_violations.load(Relaxed),
+            in_flight: u64::try_from(self.in_flight.load(Relaxed)).unwrap_or(0),
+        }
     }
 
     fn totals(&self, provider: ProviderName) -> &ProviderTotals {
@@ -278,6 +277,25 @@ impl Metrics {
             .unwrap_or_default();
         &self.by_provider[index]
     }
+}
+
+/// The `llm.metrics` counters, read one by one (not as one atomic whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub total_requests: u64,
+    pub total_tokens: u64,
+    /// Every provider, in [`ProviderName::ALL`] order.
+    pub by_provider: Vec<(ProviderName, ProviderCounts)>,
+    /// Calls refused because the allow-list does not name their model.
+    pub governance_violations: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderCounts {
+    pub requests: u64,
+    pub tokens: u64,
+    pub errors: u64,
 }
 
 /// One routed call in flight. Dropping it unfinished records the call as `cancelled`.
@@ -418,13 +436,25 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         let snap = metrics.snapshot();
-        assert_eq!(snap["total_requests"], 4);
-        assert_eq!(snap["total_tokens"], 12);
-        assert_eq!(snap["governance_violations"], 1);
-        assert_eq!(snap["in_flight"], 0);
         assert_eq!(
-            snap["by_provider"]["openai"],
-            json!({"requests": 2, "tokens": 12, "errors": 1})
+            (
+                snap.total_requests,
+                snap.total_tokens,
+                snap.governance_violations,
+                snap.in_flight
+            ),
+            (4, 12, 1, 0)
+        );
+        assert_eq!(
+            snap.by_provider[0],
+            (
+                ProviderName::Openai,
+                ProviderCounts {
+                    requests: 2,
+                    tokens: 12,
+                    errors: 1
+                }
+            )
         );
     }
 }

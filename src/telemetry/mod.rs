@@ -125,6 +125,28 @@ pub fn call_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
         "error.type" = tracing::field::Empty,
         "otel.status_code" = tracing::field::Empty,
     );
+    continue_trace(span, ctx)
+}
+
+/// The span an operator's call (`ops.*`) is served in: like a model call's, it carries the
+/// caller's trace id and continues the caller's trace, without the GenAI attributes.
+pub fn ops_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
+    let span = tracing::info_span!(
+        "ops.call",
+        method,
+        trace_id = %ctx.trace_id,
+        source_agent = tracing::field::Empty,
+        "otel.kind" = "server",
+        "a2a.trace_id" = %ctx.trace_id,
+        "a2a.source_agent" = tracing::field::Empty,
+        "a2a.session_id" = tracing::field::Empty,
+    );
+    continue_trace(span, ctx)
+}
+
+/// Names the caller's agent and session on a call's span and, when spans are exported, makes it
+/// a child of the caller's span; the call takes the span's id as its own.
+fn continue_trace(span: tracing::Span, ctx: &mut CallContext) -> tracing::Span {
     if let Some(agent) = &ctx.a2a.source_agent {
         span.record("source_agent", agent.as_str());
         span.record("a2a.source_agent", agent.as_str());
