@@ -2,7 +2,7 @@
 //! metrics as a scrape should see them. Domain types only; the RPC layer renders them.
 
 use super::Gateway;
-use crate::providers::ProviderName;
+use crate::types::ProviderName;
 use crate::resilience::BreakerState;
 use crate::routing::Route;
 use crate::telemetry::metrics::Metrics;

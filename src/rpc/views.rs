@@ -69,7 +69,7 @@ pub fn ready(providers: &[ProviderStatus]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::ProviderName;
+    use crate::types::ProviderName;
     use crate::resilience::BreakerState;
     use crate::routing::Route;
     use crate::telemetry::metrics::ProviderCounts;
