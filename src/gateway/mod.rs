@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -95,6 +96,10 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    fn name(&self) -> ProviderName {
+        self.provider.name()
+    }
+
     pub fn new(provider: Arc<dyn Provider>, config: &ProviderConfig) -> Self {
         Self {
             provider,
@@ -161,31 +166,27 @@ impl Gateway {
         call: CallRequest,
         ctx: &CallContext,
     ) -> Result<Completion, Error> {
-        let CallRequest {
-            chat: mut req,
-            timeout,
-            metadata,
-        } = call;
-        let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
-        let end = CallEnd::new(&self.recorders, ctx, "llm.complete", &req.model, metadata);
-        let (_slot, mut attempts) = self.begin(&req.model, deadline, end)?;
-        let mut failure = None;
-        let response = loop {
-            let (route, upstream, _permit) = match attempts.next(failure.take()).await {
-                Ok(next) => next,
-                Err(err) => return Err(attempts.fail(err)),
-            };
-            req.model.clone_from(&route.model);
-            let span =
-                telemetry::attempt_span(route.provider.as_str(), &route.model, attempts.number());
-            let trace = upstream_trace(ctx, &span);
-            let answer = upstream.provider.complete(&req, &trace);
-            let limit = self.settings.first_byte_timeout;
-            let answer = bounded(&deadline, limit, route.provider, "an answer", answer);
-            match answer.instrument(span.clone()).await {
-                Ok(response) => break response,
-                Err(err) => failure = Some(attempt_failed(&span, err)),
-            }
+        let Begun {
+            mut req,
+            deadline,
+            slot: _slot,
+            mut attempts,
+        } = self.begin(call, ctx, "llm.complete")?;
+        let limit = self.settings.first_byte_timeout;
+        let answered = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
+            let answer = call.upstream.provider.complete(call.req, call.trace);
+            bounded(
+                call.deadline,
+                limit,
+                call.upstream.name(),
+                "an answer",
+                answer,
+            )
+            .boxed()
+        });
+        let (response, _permit) = match answered.await {
+            Ok(answered) => answered,
+            Err(err) => return Err(attempts.fail(err)),
         };
         let (end, route) = attempts.succeeded();
         let (latency, total) = (end.elapsed(), end.attempts());
@@ -206,44 +207,28 @@ impl Gateway {
     /// a failure before then is returned as `Err`, for transports to answer as the error of the
     /// request itself.
     pub async fn stream(&self, call: CallRequest, ctx: &CallContext) -> Result<ChunkStream, Error> {
-        let CallRequest {
-            chat: mut req,
-            timeout,
-            metadata,
-        } = call;
-        let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
-        let end = CallEnd::new(&self.recorders, ctx, "llm.stream", &req.model, metadata);
-        let (slot, mut attempts) = self.begin(&req.model, deadline, end)?;
-        let mut failure = None;
-        let (tail, first, permit) = loop {
-            let (route, upstream, permit) = match attempts.next(failure.take()).await {
-                Ok(next) => next,
-                Err(err) => return Err(attempts.fail(err)),
-            };
-            req.model.clone_from(&route.model);
-            let span =
-                telemetry::attempt_span(route.provider.as_str(), &route.model, attempts.number());
-            let trace = upstream_trace(ctx, &span);
-            let start = upstream.provider.stream(&req, &trace);
-            let limit = self.settings.first_byte_timeout;
-            let opened = bounded(
-                &deadline,
-                limit,
-                route.provider,
-                "the stream to start",
-                start,
-            );
-            let mut tail = match opened.instrument(span.clone()).await {
-                Ok(upstream) => Tail::new(upstream, route.provider, self.settings.idle_timeout),
-                Err(err) => {
-                    failure = Some(attempt_failed(&span, err));
-                    continue;
-                }
-            };
-            match tail.next_delta(&deadline).instrument(span.clone()).await {
-                Ok(first) => break (tail, first, permit),
-                Err(err) => failure = Some(attempt_failed(&span, err)),
+        let Begun {
+            mut req,
+            deadline,
+            slot,
+            mut attempts,
+        } = self.begin(call, ctx, "llm.stream")?;
+        let (limit, idle) = (self.settings.first_byte_timeout, self.settings.idle_timeout);
+        let started = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
+            async move {
+                let (provider, deadline) = (call.upstream.name(), call.deadline);
+                let start = call.upstream.provider.stream(call.req, call.trace);
+                let what = "the stream to start";
+                let events = bounded(deadline, limit, provider, what, start).await?;
+                let mut tail = Tail::new(events, provider, idle);
+                let first = tail.next_delta(deadline).await?;
+                Ok((tail, first))
             }
+            .boxed()
+        });
+        let ((tail, first), permit) = match started.await {
+            Ok(started) => started,
+            Err(err) => return Err(attempts.fail(err)),
         };
         let (mut end, route) = attempts.succeeded();
         let (first, tail, end) = match first {
@@ -269,14 +254,21 @@ impl Gateway {
     /// Admission, governance and routing: everything decided before the first attempt.
     fn begin(
         &self,
-        name: &str,
-        deadline: Deadline,
-        end: CallEnd,
-    ) -> Result<(OwnedSemaphorePermit, Attempts<'_>), Error> {
+        call: CallRequest,
+        ctx: &CallContext,
+        method: &'static str,
+    ) -> Result<Begun<'_>, Error> {
+        let CallRequest {
+            chat: req,
+            timeout,
+            metadata,
+        } = call;
+        let deadline = Deadline::start(timeout.unwrap_or(self.settings.default_timeout));
+        let end = CallEnd::new(&self.recorders, ctx, method, &req.model, metadata);
         let refuse = |end: CallEnd, err: Error| {
             tracing::info!(
                 status = err.kind.as_str(),
-                model = name,
+                model = req.model,
                 "call refused: {}",
                 err.message
             );
@@ -288,14 +280,17 @@ impl Gateway {
                 format!("the service is at its limit of {limit} calls in flight; retry later");
             return Err(refuse(end, Error::new(ErrorKind::Overloaded, message)));
         };
-        let candidates = match self.candidates(name) {
+        let candidates = match self.candidates(&req.model) {
             Ok(candidates) => candidates,
             Err(err) => return Err(refuse(end, err)),
         };
-        Ok((
+        let attempts = Attempts::new(candidates, deadline, &self.recorders.metrics, end);
+        Ok(Begun {
+            req,
+            deadline,
             slot,
-            Attempts::new(candidates, deadline, &self.recorders.metrics, end),
-        ))
+            attempts,
+        })
     }
 
     /// The models that may answer, in order: those whose provider has a key, or else the first
@@ -349,6 +344,54 @@ impl Gateway {
     }
 }
 
+/// A call admitted and routed, about to make its first attempt.
+struct Begun<'g> {
+    req: ChatRequest,
+    deadline: Deadline,
+    /// Its place among the calls in flight, held until it ends.
+    slot: OwnedSemaphorePermit,
+    attempts: Attempts<'g>,
+}
+
+/// What one attempt sends, and to whom.
+struct Attempt<'a> {
+    upstream: &'a Upstream,
+    req: &'a ChatRequest,
+    trace: &'a UpstreamTrace,
+    deadline: &'a Deadline,
+}
+
+/// The one attempt loop of every call: each attempt that `attempts` allows runs `attempt`, in its
+/// own span and with its own trace headers, until one answers. `Err` is the last failure, once
+/// retries and fallbacks are spent; the provider's concurrency permit comes back with the
+/// answer, for a stream to hold.
+async fn run_attempts<T>(
+    attempts: &mut Attempts<'_>,
+    req: &mut ChatRequest,
+    ctx: &CallContext,
+    deadline: &Deadline,
+    mut attempt: impl for<'a> FnMut(Attempt<'a>) -> BoxFuture<'a, Result<T, Error>>,
+) -> Result<(T, Option<OwnedSemaphorePermit>), Error> {
+    let mut failure = None;
+    loop {
+        let (route, upstream, permit) = attempts.next(failure.take()).await?;
+        req.model.clone_from(&route.model);
+        let span =
+            telemetry::attempt_span(route.provider.as_str(), &route.model, attempts.number());
+        let trace = upstream_trace(ctx, &span);
+        let sent = attempt(Attempt {
+            upstream,
+            req,
+            trace: &trace,
+            deadline,
+        });
+        match sent.instrument(span.clone()).await {
+            Ok(answer) => return Ok((answer, permit)),
+            Err(err) => failure = Some(attempt_failed(&span, err)),
+        }
+    }
+}
+
 /// Awaits `fut` until `limit` from now or the deadline, whichever is first, saying which passed.
 async fn bounded<T>(
     deadline: &Deadline,
@@ -390,3 +433,6 @@ fn attempt_failed(span: &tracing::Span, err: Error) -> Error {
     }
     err
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,10 +2,10 @@
 //! metrics as a scrape should see them. Domain types only; the RPC layer renders them.
 
 use super::Gateway;
-use crate::types::ProviderName;
 use crate::resilience::BreakerState;
 use crate::routing::Route;
 use crate::telemetry::metrics::Metrics;
+use crate::types::ProviderName;
 
 /// Every catalogued model, with the governance in force.
 #[derive(Debug, Clone, PartialEq)]

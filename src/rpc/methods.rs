@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::errors::{to_json, to_rpc_error};
-use super::params;
+use super::params::{self, log_invalid};
 use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
@@ -118,10 +118,6 @@ async fn subscribe(
     }
     .instrument(span)
     .await
-}
-
-pub(super) fn log_invalid(err: &Error) {
-    tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
 }
 
 pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {

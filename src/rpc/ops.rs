@@ -11,8 +11,7 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use super::errors::to_rpc_error;
-use super::methods::log_invalid;
-use super::params;
+use super::params::{self, log_invalid};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;

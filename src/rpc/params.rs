@@ -199,6 +199,11 @@ fn readable(message: &str) -> String {
         )
 }
 
+/// The log line of a call refused for its params, written where the params are read.
+pub(super) fn log_invalid(err: &Error) {
+    tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

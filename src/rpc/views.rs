@@ -69,10 +69,10 @@ pub fn ready(providers: &[ProviderStatus]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::ProviderName;
     use crate::resilience::BreakerState;
     use crate::routing::Route;
     use crate::telemetry::metrics::ProviderCounts;
+    use crate::types::ProviderName;
 
     #[test]
     fn models_keep_their_wire_shape() {
