@@ -3,6 +3,7 @@
 //! It imports nothing of the crate, so that every other module can depend on it and none of them
 //! has to depend on the providers to speak of a call.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of one tool call, answering the assistant turn that asked for it.
+    Tool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,11 +68,116 @@ pub struct ImageUrl {
     pub url: String,
 }
 
+/// One turn of a conversation, in OpenAI's shape (the lingua franca of agent frameworks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub role: Role,
-    pub content: Content,
+    /// `None` only on an assistant turn that asked for tools and said nothing.
+    pub content: Option<Content>,
+    /// The tools an assistant turn asked for: replayed history of a tool loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Which call a `tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: Role, content: Content) -> Self {
+        Self {
+            role,
+            content: Some(content),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The text of its content; empty when it has none.
+    pub fn text(&self) -> String {
+        self.content
+            .as_ref()
+            .and_then(Content::text)
+            .unwrap_or_default()
+    }
+}
+
+/// A tool the model may call: a function described by a JSON Schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: Option<String>,
+    /// The JSON Schema of its arguments (an object schema), when it takes any.
+    pub parameters: Option<serde_json::Value>,
+    /// OpenAI's strict schema adherence, where the provider has it.
+    pub strict: Option<bool>,
+}
+
+/// Whether and which tools the model must call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+/// The shape the answer's text must have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON that fits `schema`.
+    JsonSchema {
+        name: String,
+        schema: serde_json::Value,
+        strict: Option<bool>,
+    },
+}
+
+/// A call of a tool, as the model asked for it (and as the caller replays it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ToolKind,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKind {
+    Function,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionCall {
+    pub name: String,
+    /// The arguments as a JSON text, which the caller parses.
+    pub arguments: String,
+}
+
+impl ToolCall {
+    pub fn function(id: String, name: String, arguments: String) -> Self {
+        Self {
+            id,
+            kind: ToolKind::Function,
+            function: FunctionCall { name, arguments },
+        }
+    }
+}
+
+/// A piece of a tool call in a stream, in OpenAI's delta form: `index` always, `id` and `name`
+/// on a call's first piece, and a fragment of its arguments' text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolCallDelta {
+    pub index: u32,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +189,7 @@ pub enum ReasoningEffort {
 }
 
 /// A provider-neutral chat request, already validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
     /// The provider's own model name (no `provider/` prefix).
     pub model: String,
@@ -91,6 +199,10 @@ pub struct ChatRequest {
     pub top_p: Option<f64>,
     pub stop: Vec<String>,
     pub reasoning_effort: Option<ReasoningEffort>,
+    pub tools: Vec<ToolDef>,
+    pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
+    pub response_format: Option<ResponseFormat>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -130,6 +242,8 @@ pub struct ChatResponse {
     /// The model that answered, as the provider names it.
     pub model: Option<String>,
     pub content: String,
+    /// The tools the model asked for, in order.
+    pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
     pub finish_reason: FinishReason,
 }
@@ -138,9 +252,37 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     Delta(String),
+    ToolCall(ToolCallDelta),
     Usage(Usage),
     Finish(FinishReason),
     Model(String),
+}
+
+/// Puts a stream's tool-call pieces together: per `index`, the first `id` and `name` given and
+/// the argument fragments in order. Indices are keys, not positions, so that a provider's odd
+/// index cannot make it allocate.
+#[derive(Debug, Default)]
+pub struct ToolCallAssembler(BTreeMap<u32, ToolCall>);
+
+impl ToolCallAssembler {
+    pub fn push(&mut self, delta: &ToolCallDelta) {
+        let call = self
+            .0
+            .entry(delta.index)
+            .or_insert_with(|| ToolCall::function(String::new(), String::new(), String::new()));
+        if let (true, Some(id)) = (call.id.is_empty(), &delta.id) {
+            call.id.clone_from(id);
+        }
+        if let (true, Some(name)) = (call.function.name.is_empty(), &delta.name) {
+            call.function.name.clone_from(name);
+        }
+        call.function.arguments.push_str(&delta.arguments);
+    }
+
+    /// The calls, in the order of their indices.
+    pub fn finish(self) -> Vec<ToolCall> {
+        self.0.into_values().collect()
+    }
 }
 
 /// What every upstream request carries so ops can join it to the caller's trace.
@@ -192,7 +334,7 @@ pub fn system_prompt(messages: &[Message]) -> Option<String> {
     let texts: Vec<String> = messages
         .iter()
         .filter(|m| m.role == Role::System)
-        .filter_map(|m| m.content.text())
+        .filter_map(|m| m.content.as_ref()?.text())
         .filter(|text| !text.is_empty())
         .collect();
     (!texts.is_empty()).then(|| texts.join("\n\n"))
@@ -292,9 +434,49 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// However a call's arguments are cut into fragments, and however calls interleave,
+        /// each call's arguments come back whole.
+        #[test]
+        fn tool_call_fragments_assemble_whatever_the_cuts(
+            args in proptest::collection::vec("[a-zé\"{}:,0-9 ]{0,12}", 1..4),
+            cuts in proptest::collection::vec(0usize..64, 0..8),
+        ) {
+            let mut deltas = Vec::new();
+            for (index, text) in args.iter().enumerate() {
+                let chars: Vec<char> = text.chars().collect();
+                let mut points: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+                points.sort_unstable();
+                let mut last = 0;
+                for (n, p) in points.into_iter().chain([chars.len()]).enumerate() {
+                    deltas.push(ToolCallDelta {
+                        index: index as u32,
+                        id: (n == 0).then(|| format!("call_{index}")),
+                        name: (n == 0).then(|| format!("tool_{index}")),
+                        arguments: chars[last..p].iter().collect(),
+                    });
+                    last = p;
+                }
+            }
+            // Every call opens before any continues, as providers send parallel calls.
+            deltas.sort_by_key(|d| d.id.is_none());
+            let mut assembler = ToolCallAssembler::default();
+            for delta in &deltas {
+                assembler.push(delta);
+            }
+            let calls = assembler.finish();
+            proptest::prop_assert_eq!(calls.len(), args.len());
+            for (index, (call, text)) in calls.iter().zip(&args).enumerate() {
+                proptest::prop_assert_eq!(&call.id, &format!("call_{index}"));
+                proptest::prop_assert_eq!(&call.function.name, &format!("tool_{index}"));
+                proptest::prop_assert_eq!(&call.function.arguments, text);
+            }
+        }
+    }
+
     #[test]
     fn the_system_prompt_joins_parts_by_line_and_messages_by_blank_line() {
-        let message = |role, content| Message { role, content };
+        let message = Message::new;
         let messages = vec![
             message(Role::System, Content::Text("One.".into())),
             message(Role::User, Content::Text("Hi".into())),

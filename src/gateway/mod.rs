@@ -23,7 +23,10 @@ use crate::resilience::{Breaker, Deadline, Limiter, RetryPolicy};
 use crate::routing::{ModelRegistry, Route};
 use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
-use crate::types::{ChatRequest, ChatResponse, FinishReason, ProviderName, UpstreamTrace, Usage};
+use crate::types::{
+    ChatRequest, ChatResponse, FinishReason, ProviderName, ToolCall, ToolCallDelta, UpstreamTrace,
+    Usage,
+};
 use tracing::Instrument;
 
 mod attempts;
@@ -49,6 +52,8 @@ pub struct Completion {
 /// What the last chunk of a successful stream reports.
 #[derive(Debug, Clone)]
 pub struct StreamSummary {
+    /// The tool calls of the answer, assembled from the deltas that went before.
+    pub tool_calls: Vec<ToolCall>,
     pub finish_reason: FinishReason,
     pub usage: Usage,
     pub route: Route,
@@ -71,6 +76,7 @@ pub struct CallRequest {
 #[derive(Debug)]
 pub enum Chunk {
     Delta(String),
+    ToolCall(ToolCallDelta),
     Done(StreamSummary),
     Failed(Error),
 }
@@ -203,7 +209,7 @@ impl Gateway {
         })
     }
 
-    /// Starts a streamed answer. Until its first delta the stream may be retried or fall back;
+    /// Starts a streamed answer. Until its first piece the stream may be retried or fall back;
     /// a failure before then is returned as `Err`, for transports to answer as the error of the
     /// request itself.
     pub async fn stream(&self, call: CallRequest, ctx: &CallContext) -> Result<ChunkStream, Error> {
@@ -221,7 +227,7 @@ impl Gateway {
                 let what = "the stream to start";
                 let events = bounded(deadline, limit, provider, what, start).await?;
                 let mut tail = Tail::new(events, provider, idle);
-                let first = tail.next_delta(deadline).await?;
+                let first = tail.next_piece(deadline).await?;
                 Ok((tail, first))
             }
             .boxed()
@@ -232,9 +238,9 @@ impl Gateway {
         };
         let (mut end, route) = attempts.succeeded();
         let (first, tail, end) = match first {
-            Some(text) => {
+            Some(piece) => {
                 end.first_token();
-                (Chunk::Delta(text), Some(tail), Some(end))
+                (piece, Some(tail), Some(end))
             }
             None => (tail.finished(&route, end), None, None),
         };

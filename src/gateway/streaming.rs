@@ -1,5 +1,5 @@
-//! A streamed answer from its start: read up to each next delta within the idle limit and the
-//! call's deadline, ending with `Done` or `Failed`.
+//! A streamed answer from its start: read up to each next piece (text or a tool call's delta)
+//! within the idle limit and the call's deadline, ending with `Done` or `Failed`.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::providers::EventStream;
 use crate::resilience::Deadline;
 use crate::routing::Route;
-use crate::types::{FinishReason, ProviderName, StreamEvent, Usage};
+use crate::types::{FinishReason, ProviderName, StreamEvent, ToolCallAssembler, Usage};
 
 /// The upstream events of one stream, read up to each delta.
 pub(super) struct Tail {
@@ -23,6 +23,7 @@ pub(super) struct Tail {
     /// The model the provider says answered.
     model: Option<String>,
     usage: Option<Usage>,
+    tool_calls: ToolCallAssembler,
 }
 
 impl Tail {
@@ -34,14 +35,13 @@ impl Tail {
             finish: None,
             model: None,
             usage: None,
+            tool_calls: ToolCallAssembler::default(),
         }
     }
 
-    /// The next delta; `None` when the provider finished the answer.
-    pub(super) async fn next_delta(
-        &mut self,
-        deadline: &Deadline,
-    ) -> Result<Option<String>, Error> {
+    /// The next piece for the caller, a text delta or a tool call's; `None` when the provider
+    /// finished the answer.
+    pub(super) async fn next_piece(&mut self, deadline: &Deadline) -> Result<Option<Chunk>, Error> {
         loop {
             let next = bounded(
                 deadline,
@@ -58,7 +58,11 @@ impl Tail {
                     return Err(Error::new(ErrorKind::ProviderUnavailable, message));
                 }
                 Some(Err(err)) => return Err(err),
-                Some(Ok(StreamEvent::Delta(text))) => return Ok(Some(text)),
+                Some(Ok(StreamEvent::Delta(text))) => return Ok(Some(Chunk::Delta(text))),
+                Some(Ok(StreamEvent::ToolCall(delta))) => {
+                    self.tool_calls.push(&delta);
+                    return Ok(Some(Chunk::ToolCall(delta)));
+                }
                 Some(Ok(StreamEvent::Usage(usage))) => self.usage = Some(usage),
                 Some(Ok(StreamEvent::Finish(reason))) => self.finish = Some(reason),
                 Some(Ok(StreamEvent::Model(model))) => self.model = Some(model),
@@ -67,11 +71,12 @@ impl Tail {
     }
 
     /// The `Done` chunk of a stream whose provider finished.
-    pub(super) fn finished(&self, route: &Route, mut end: CallEnd) -> Chunk {
+    pub(super) fn finished(self, route: &Route, mut end: CallEnd) -> Chunk {
         let usage = self.usage.unwrap_or_default();
         let finish_reason = self.finish.unwrap_or(FinishReason::Other);
         end.first_token();
         let summary = StreamSummary {
+            tool_calls: self.tool_calls.finish(),
             finish_reason,
             usage,
             route: route.clone(),
@@ -99,11 +104,11 @@ impl StreamState {
         let mut tail = self.tail.take()?;
         // Held locally while waiting: if the caller goes away, dropping it records a cancellation.
         let end = self.end.take()?;
-        match tail.next_delta(&self.deadline).await {
-            Ok(Some(text)) => {
+        match tail.next_piece(&self.deadline).await {
+            Ok(Some(piece)) => {
                 self.tail = Some(tail);
                 self.end = Some(end);
-                Some(Chunk::Delta(text))
+                Some(piece)
             }
             Ok(None) => Some(tail.finished(&self.route, end)),
             Err(err) => Some(Chunk::Failed(

@@ -61,6 +61,7 @@ fn answer(text: &str) -> ChatResponse {
         id: None,
         model: None,
         content: text.into(),
+        tool_calls: Vec::new(),
         usage: Usage::default(),
         finish_reason: FinishReason::Stop,
     }
@@ -168,15 +169,13 @@ fn call(model: &str, timeout: Option<Duration>) -> CallRequest {
     CallRequest {
         chat: ChatRequest {
             model: model.into(),
-            messages: vec![Message {
-                role: Role::User,
-                content: Content::Text("hi".into()),
-            }],
+            messages: vec![Message::new(Role::User, Content::Text("hi".into()))],
             max_tokens: None,
             temperature: None,
             top_p: None,
             stop: vec![],
             reasoning_effort: None,
+            ..ChatRequest::default()
         },
         timeout,
         metadata: None,

@@ -109,10 +109,18 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
 fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut turns: Vec<(Role, Vec<&Content>)> = Vec::new();
     for message in &req.messages {
-        match (message.role, turns.last_mut()) {
+        let role = if message.role == Role::Tool {
+            Role::User
+        } else {
+            message.role
+        };
+        let Some(content) = &message.content else {
+            continue;
+        };
+        match (role, turns.last_mut()) {
             (Role::System, _) => {}
-            (role, Some((last, contents))) if *last == role => contents.push(&message.content),
-            (role, _) => turns.push((role, vec![&message.content])),
+            (role, Some((last, contents))) if *last == role => contents.push(content),
+            (role, _) => turns.push((role, vec![content])),
         }
     }
     let prefilled = matches!(turns.last(), Some((Role::Assistant, _)));
@@ -266,6 +274,7 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         })
         .collect();
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         id: wire.id,
         model: wire.model,
         content,

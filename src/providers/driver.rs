@@ -364,15 +364,13 @@ mod tests {
         let openai = Driver::<OpenAi>::new(client, config.provider(OpenAi::NAME).clone()).unwrap();
         let req = ChatRequest {
             model: "gpt-4o".into(),
-            messages: vec![Message {
-                role: Role::User,
-                content: Content::Text("hi".into()),
-            }],
+            messages: vec![Message::new(Role::User, Content::Text("hi".into()))],
             max_tokens: None,
             temperature: None,
             top_p: None,
             stop: vec![],
             reasoning_effort: None,
+            ..ChatRequest::default()
         };
         let trace = UpstreamTrace {
             traceparent: String::new(),

@@ -121,10 +121,13 @@ fn request_body(req: &ChatRequest) -> Value {
     for message in &req.messages {
         let role = match message.role {
             Role::System => continue,
-            Role::User => "user",
+            Role::User | Role::Tool => "user",
             Role::Assistant => "model",
         };
-        let parts = parts(&message.content);
+        let Some(content) = &message.content else {
+            continue;
+        };
+        let parts = parts(content);
         match turns.last_mut() {
             Some((last, merged)) if *last == role => merged.extend(parts),
             _ => turns.push((role, parts)),
@@ -321,6 +324,7 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         .first()
         .ok_or_else(|| invalid_body(NAME, "response (no candidates)"))?;
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         id: wire.response_id,
         model: wire.model_version,
         content: candidate.text(),
@@ -479,7 +483,7 @@ mod tests {
     use crate::config::Config;
     use crate::providers::testing::*;
     use crate::providers::{Driver, Provider};
-    use crate::types::{Message, UpstreamTrace};
+    use crate::types::UpstreamTrace;
     use futures::StreamExt;
     use reqwest::header::{HeaderMap, HeaderValue};
 
@@ -500,15 +504,13 @@ mod tests {
                     text(Role::System, "You are a concise assistant."),
                     text(Role::User, "Hello"),
                     text(Role::Assistant, "Hi! How can I help?"),
-                    Message {
-                        role: Role::User,
-                        content: Content::Parts(vec![
-                            Part::Text {
-                                text: "What is in this image?".into(),
-                            },
+                    crate::providers::testing::parts(
+                        Role::User,
+                        vec![
+                            text_part("What is in this image?"),
                             image(&format!("data:image/png;base64,{png}")),
-                        ]),
-                    },
+                        ],
+                    ),
                 ],
             )
         }

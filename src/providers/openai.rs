@@ -8,8 +8,8 @@ use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, ModelInfo, ProviderName, ReasoningEffort, StreamEvent,
-    Usage,
+    ChatRequest, ChatResponse, FinishReason, ModelInfo, ProviderName, ReasoningEffort,
+    ResponseFormat, StreamEvent, ToolCall, ToolCallDelta, ToolChoice, ToolDef, Usage,
 };
 
 const NAME: ProviderName = ProviderName::Openai;
@@ -99,11 +99,58 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
             ReasoningEffort::High => "high",
         });
     }
+    if !req.tools.is_empty() {
+        body["tools"] = req.tools.iter().map(tool).collect();
+    }
+    if let Some(choice) = &req.tool_choice {
+        body["tool_choice"] = match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Function(name) => {
+                json!({ "type": "function", "function": { "name": name } })
+            }
+        };
+    }
+    if let Some(parallel) = req.parallel_tool_calls {
+        body["parallel_tool_calls"] = json!(parallel);
+    }
+    if let Some(format) = &req.response_format {
+        body["response_format"] = match format {
+            ResponseFormat::Text => json!({ "type": "text" }),
+            ResponseFormat::JsonObject => json!({ "type": "json_object" }),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => {
+                let mut spec = json!({ "name": name, "schema": schema });
+                if let Some(strict) = strict {
+                    spec["strict"] = json!(strict);
+                }
+                json!({ "type": "json_schema", "json_schema": spec })
+            }
+        };
+    }
     if stream {
         body["stream"] = json!(true);
         body["stream_options"] = json!({ "include_usage": true });
     }
     body
+}
+
+fn tool(def: &ToolDef) -> Value {
+    let mut function = json!({ "name": def.name });
+    if let Some(description) = &def.description {
+        function["description"] = json!(description);
+    }
+    if let Some(parameters) = &def.parameters {
+        function["parameters"] = parameters.clone();
+    }
+    if let Some(strict) = def.strict {
+        function["strict"] = json!(strict);
+    }
+    json!({ "type": "function", "function": function })
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +196,25 @@ struct WireChoice {
 struct WireMessage {
     content: Option<String>,
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+/// A whole call in an answer, or a piece of one in a stream (where all but `index` may be
+/// missing).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireToolCall {
+    index: u32,
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireFunction {
+    name: Option<String>,
+    arguments: Option<String>,
 }
 
 fn finish_reason(value: Option<&str>) -> FinishReason {
@@ -175,7 +241,22 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         .content
         .or(choice.message.refusal)
         .unwrap_or_default();
+    let tool_calls = choice
+        .message
+        .tool_calls
+        .into_iter()
+        .map(|call| {
+            let WireFunction { name, arguments } = call.function;
+            let arguments = arguments.unwrap_or_default();
+            ToolCall::function(
+                call.id.unwrap_or_default(),
+                name.unwrap_or_default(),
+                arguments,
+            )
+        })
+        .collect();
     Ok(ChatResponse {
+        tool_calls,
         id: wire.id,
         model: wire.model,
         content,
@@ -227,6 +308,14 @@ fn parse_stream_data(data: &str) -> Result<Option<Vec<StreamEvent>>, Error> {
             .filter(|t| !t.is_empty())
         {
             events.push(StreamEvent::Delta(text));
+        }
+        for call in choice.delta.tool_calls {
+            events.push(StreamEvent::ToolCall(ToolCallDelta {
+                index: call.index,
+                id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments.unwrap_or_default(),
+            }));
         }
         if let Some(reason) = choice.finish_reason {
             events.push(StreamEvent::Finish(finish_reason(Some(&reason))));
@@ -283,20 +372,18 @@ mod tests {
         ChatRequest {
             model: model.into(),
             messages: vec![
-                Message {
-                    role: Role::System,
-                    content: Content::Text("You are a terse assistant.".into()),
-                },
-                Message {
-                    role: Role::User,
-                    content: Content::Text("Say hello.".into()),
-                },
+                Message::new(
+                    Role::System,
+                    Content::Text("You are a terse assistant.".into()),
+                ),
+                Message::new(Role::User, Content::Text("Say hello.".into())),
             ],
             max_tokens: Some(64),
             temperature: Some(0.2),
             top_p: Some(1.0),
             stop: vec!["\n\n".into()],
             reasoning_effort: Some(ReasoningEffort::High),
+            ..ChatRequest::default()
         }
     }
 

@@ -56,17 +56,11 @@ pub(super) fn text_of(events: &[StreamEvent]) -> String {
 }
 
 pub(super) fn text(role: Role, text: &str) -> Message {
-    Message {
-        role,
-        content: Content::Text(text.into()),
-    }
+    Message::new(role, Content::Text(text.into()))
 }
 
 pub(super) fn parts(role: Role, parts: Vec<Part>) -> Message {
-    Message {
-        role,
-        content: Content::Parts(parts),
-    }
+    Message::new(role, Content::Parts(parts))
 }
 
 pub(super) fn image(url: &str) -> Part {
@@ -84,10 +78,6 @@ pub(super) fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
     ChatRequest {
         model: model.into(),
         messages,
-        max_tokens: None,
-        temperature: None,
-        top_p: None,
-        stop: Vec::new(),
-        reasoning_effort: None,
+        ..ChatRequest::default()
     }
 }

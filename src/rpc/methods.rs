@@ -15,6 +15,7 @@ use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
 use crate::telemetry;
+use crate::types::ToolCallDelta;
 
 /// The OpenRPC document: one file, served by `rpc.discover` and published in `proto-docs/`.
 pub const OPENRPC: &str = include_str!("../../proto-docs/openrpc.json");
@@ -121,7 +122,7 @@ async fn subscribe(
 }
 
 pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {
-    json!({
+    let mut result = json!({
         "content": c.response.content,
         "usage": c.response.usage,
         "latency_ms": c.latency.as_millis() as u64,
@@ -132,7 +133,24 @@ pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {
         "finish_reason": c.response.finish_reason.as_str(),
         "attempts": c.attempts,
         "a2a_context": ctx.a2a,
-    })
+    });
+    if !c.response.tool_calls.is_empty() {
+        result["tool_calls"] = json!(c.response.tool_calls);
+    }
+    result
+}
+
+/// OpenAI's delta form: `index` always, `id`, `type` and `name` on a call's first piece.
+fn tool_call_delta(delta: &ToolCallDelta) -> Value {
+    let mut out = json!({ "index": delta.index, "function": { "arguments": delta.arguments } });
+    if let Some(id) = &delta.id {
+        out["id"] = json!(id);
+        out["type"] = json!("function");
+    }
+    if let Some(name) = &delta.name {
+        out["function"]["name"] = json!(name);
+    }
+    out
 }
 
 /// Numbers and renders the chunks of one stream.
@@ -154,9 +172,17 @@ impl ChunkWriter {
                 out["delta"] = json!(text);
                 out["done"] = json!(false);
             }
+            Chunk::ToolCall(delta) => {
+                out["delta"] = json!("");
+                out["done"] = json!(false);
+                out["tool_calls"] = json!([tool_call_delta(&delta)]);
+            }
             Chunk::Done(s) => {
                 out["delta"] = json!("");
                 out["done"] = json!(true);
+                if !s.tool_calls.is_empty() {
+                    out["tool_calls"] = json!(s.tool_calls);
+                }
                 out["finish_reason"] = json!(s.finish_reason.as_str());
                 out["usage"] = json!(s.usage);
                 out["model"] = json!(s.route.model);

@@ -12,6 +12,8 @@ use crate::error::Error;
 use crate::gateway::CallRequest;
 use crate::types::{ChatRequest, Content, Message, Part, ReasoningEffort, Role};
 
+mod tools;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompleteParams {
@@ -25,6 +27,10 @@ struct CompleteParams {
     timeout_ms: Option<i64>,
     a2a_context: Option<Value>,
     metadata: Option<Map<String, Value>>,
+    tools: Option<Vec<tools::WireTool>>,
+    tool_choice: Option<tools::WireToolChoice>,
+    parallel_tool_calls: Option<bool>,
+    response_format: Option<tools::WireResponseFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +123,7 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
         return invalid("messages must be a non-empty array");
     }
     for (i, message) in params.messages.iter().enumerate() {
-        if let Content::Parts(parts) = &message.content {
+        if let Some(Content::Parts(parts)) = &message.content {
             if parts.is_empty() {
                 return invalid(&format!("messages[{i}].content must not be an empty array"));
             }
@@ -171,6 +177,19 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
         Some(ms) if ms < 1 => return invalid("timeout_ms must be an integer ≥ 1"),
         ms => ms.map(|ms| Duration::from_millis(ms as u64)),
     };
+    let rule = |rule: String| Error::invalid_params(format!("invalid params: {rule}"));
+    tools::turns(&params.messages).map_err(rule)?;
+    let tools = tools::tools(params.tools.unwrap_or_default()).map_err(rule)?;
+    let tool_choice = params
+        .tool_choice
+        .map(|choice| tools::tool_choice(choice, &tools))
+        .transpose()
+        .map_err(rule)?;
+    let response_format = params
+        .response_format
+        .map(tools::response_format)
+        .transpose()
+        .map_err(rule)?;
     Ok(CallRequest {
         chat: ChatRequest {
             model: params.model,
@@ -180,6 +199,10 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
             top_p: params.top_p,
             stop,
             reasoning_effort: params.reasoning_effort,
+            tools,
+            tool_choice,
+            parallel_tool_calls: params.parallel_tool_calls,
+            response_format,
         },
         timeout,
         metadata: params.metadata.map(Value::Object),
@@ -193,6 +216,7 @@ fn readable(message: &str) -> String {
             "data did not match any variant of untagged enum Content",
             "content must be a string or an array of {\"type\":\"text\",\"text\":…} / {\"type\":\"image_url\",\"image_url\":{\"url\":…}} parts",
         )
+        .replace(tools::CHOICE_RULE.0, tools::CHOICE_RULE.1)
         .replace(
             "data did not match any variant of untagged enum Stop",
             "stop must be a string or an array of at most 4 strings",
@@ -207,6 +231,7 @@ pub(super) fn log_invalid(err: &Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{ResponseFormat, ToolChoice};
     use serde_json::json;
 
     fn error_of(params: Value) -> String {
@@ -234,6 +259,40 @@ mod tests {
         assert_eq!(call.chat.stop, vec!["\n".to_owned()]);
         assert_eq!(call.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(call.chat.reasoning_effort, Some(ReasoningEffort::Low));
+    }
+
+    fn tool(name: &str) -> Value {
+        json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}})
+    }
+
+    fn call(id: &str, arguments: &str) -> Value {
+        json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}})
+    }
+
+    #[test]
+    fn accepts_a_tool_loop_and_structured_output() {
+        let call = ok(json!({
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [call("c1", "{\"city\":\"Paris\"}")]},
+                {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "18 C"}]}
+            ],
+            "tools": [tool("get_weather")],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": false,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": true, "description": "d"}}
+        }));
+        let chat = call.chat;
+        assert_eq!(chat.tools[0].name, "get_weather");
+        assert_eq!(chat.tool_choice, Some(ToolChoice::Function("get_weather".into())));
+        assert_eq!(chat.parallel_tool_calls, Some(false));
+        assert_eq!(chat.messages[1].content, None);
+        assert_eq!(chat.messages[1].tool_calls[0].function.name, "get_weather");
+        assert_eq!(chat.messages[2].tool_call_id.as_deref(), Some("c1"));
+        assert!(matches!(
+            chat.response_format,
+            Some(ResponseFormat::JsonSchema { strict: Some(true), .. })
+        ));
     }
 
     #[test]
@@ -310,7 +369,70 @@ mod tests {
                 "timeout_ms must be an integer ≥ 1",
             ),
             (with("metadata", json!("x")), "metadata: invalid type"),
-            (with("tools", json!([])), "unknown field `tools`"),
+            (
+                with("tools", json!([tool("get weather")])),
+                "tools[0].function.name must be 1-64 characters of A-Za-z0-9_-",
+            ),
+            (
+                with("tools", json!([tool("a"), tool("b"), tool("a")])),
+                "tools[2].function.name: \"a\" is given twice",
+            ),
+            (
+                with("tools", json!((0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>())),
+                "tools: at most 128 tools, not 129",
+            ),
+            (
+                with("tools", json!([{"type": "function", "function": {"name": "a", "parameters": []}}])),
+                "tools[0].function.parameters must be a JSON Schema object",
+            ),
+            (
+                with("tools", json!([{"type": "retrieval", "function": {"name": "a"}}])),
+                "tools[0].type: unknown variant `retrieval`",
+            ),
+            (
+                with("tool_choice", json!("auto")),
+                "tool_choice needs tools",
+            ),
+            (
+                {
+                    let mut p = with("tools", json!([tool("a")]));
+                    p["tool_choice"] = json!({"type": "function", "function": {"name": "b"}});
+                    p
+                },
+                "tool_choice.function.name: \"b\" is not one of the tools",
+            ),
+            (
+                with("tool_choice", json!("always")),
+                "tool_choice must be \"auto\", \"none\", \"required\" or",
+            ),
+            (
+                with("response_format", json!({"type": "json_schema", "json_schema": {"name": "x"}})),
+                "response_format: missing field `schema`",
+            ),
+            (
+                with("response_format", json!({"type": "xml"})),
+                "response_format.type: unknown variant `xml`",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]}),
+                "messages[1]: a tool message needs tool_call_id",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1", "content": "42"}]}),
+                "messages[1].tool_call_id: \"c1\" answers no tool call of an earlier assistant message",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "assistant", "content": null, "tool_calls": [call("c1", "[1]")]}]}),
+                "messages[0].tool_calls[0].function.arguments must be the JSON text of an object",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x", "tool_calls": [call("c1", "{}")]}]}),
+                "messages[0].tool_calls: only assistant messages make tool calls",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": null}]}),
+                "messages[0].content is required",
+            ),
             (
                 with("a2a_context", json!({"trace_id": "bad id"})),
                 "a2a_context.trace_id",
