@@ -36,6 +36,10 @@ fn runnable_blocks(markdown: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_example_runs_against_a_live_server() {
     let upstream = MockServer::start().await;
+    // First: the tool loop's mocks answer only requests that offer its tool.
+    common::upstream::Provider::OpenAi
+        .mount_tool_loop(&upstream)
+        .await;
     mount_openai(&upstream, "Hello!", &["Hel", "lo", "!"]).await;
     let service = Service::start(&upstream, &[]);
     let python = std::env::var("LLMRPC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ledger::{self, AttemptRecord, CallRecord, Ledger, Prices};
 use crate::routing::Route;
 use crate::telemetry::metrics::{CallMetrics, Metrics};
-use crate::types::{FinishReason, Usage};
+use crate::types::{FinishReason, ToolCall, Usage};
 
 /// Where finished calls go; shared by every call.
 #[derive(Clone)]
@@ -123,16 +123,26 @@ impl CallEnd {
         self.started.elapsed()
     }
 
+    /// Ends the call as answered. Of the tool calls, only the names reach the span: arguments
+    /// are content, which is never logged.
     pub(super) fn succeeded(
         mut self,
         usage: &Usage,
         finish: FinishReason,
         response_model: Option<&str>,
+        tool_calls: &[ToolCall],
     ) {
         if let Some(metrics) = self.metrics.take() {
-            metrics.succeeded(usage);
+            metrics.succeeded(usage, tool_calls.len());
         }
         let span = tracing::Span::current();
+        if !tool_calls.is_empty() {
+            let names: Vec<&str> = tool_calls
+                .iter()
+                .map(|c| c.function.name.as_str())
+                .collect();
+            span.record("gen_ai.tool.names", names.join(","));
+        }
         span.record("gen_ai.response.finish_reasons", finish.as_str());
         span.record(
             "gen_ai.response.model",

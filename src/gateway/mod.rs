@@ -200,6 +200,7 @@ impl Gateway {
             &response.usage,
             response.finish_reason,
             response.model.as_deref(),
+            &response.tool_calls,
         );
         Ok(Completion {
             response,

@@ -84,7 +84,8 @@ impl Tail {
             ttft: end.ttft(),
             attempts: end.attempts(),
         };
-        end.succeeded(&usage, finish_reason, self.model.as_deref());
+        let model = self.model.as_deref();
+        end.succeeded(&usage, finish_reason, model, &summary.tool_calls);
         Chunk::Done(summary)
     }
 }

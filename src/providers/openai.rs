@@ -466,6 +466,107 @@ mod tests {
     }
 
     #[test]
+    fn tools_and_structured_output_are_sent_in_openais_own_shapes() {
+        let mut req = request("gpt-4.1-mini");
+        req.tools = vec![ToolDef {
+            name: "get_weather".into(),
+            description: Some("Weather of a city".into()),
+            parameters: Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+            strict: Some(true),
+        }];
+        req.tool_choice = Some(ToolChoice::Function("get_weather".into()));
+        req.parallel_tool_calls = Some(false);
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "weather".into(),
+            schema: json!({"type": "object"}),
+            strict: None,
+        });
+        let call = ToolCall::function("call_1".into(), "get_weather".into(), "{}".into());
+        req.messages.push(Message {
+            tool_calls: vec![call],
+            content: None,
+            ..Message::new(Role::Assistant, Content::Text(String::new()))
+        });
+        req.messages.push(Message {
+            tool_call_id: Some("call_1".into()),
+            ..Message::new(Role::Tool, Content::Text("18 C".into()))
+        });
+        let body = request_body(&req, false);
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}, "strict": true}}])
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "function": {"name": "get_weather"}})
+        );
+        assert_eq!(body["parallel_tool_calls"], false);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "weather", "schema": {"type": "object"}}})
+        );
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]})
+        );
+        assert_eq!(
+            body["messages"][3],
+            json!({"role": "tool", "tool_call_id": "call_1", "content": "18 C"})
+        );
+        req.tool_choice = Some(ToolChoice::Required);
+        req.response_format = Some(ResponseFormat::JsonObject);
+        let body = request_body(&req, true);
+        assert_eq!(
+            (&body["tool_choice"], &body["response_format"]),
+            (&json!("required"), &json!({"type": "json_object"}))
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_read_from_answers_and_assembled_from_streams() {
+        let r = parse_response(&fixture::<OpenAi>("chat_completion_tool_calls.json")).unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.content, "");
+        let [call] = r.tool_calls.as_slice() else {
+            panic!("{:?}", r.tool_calls);
+        };
+        assert_eq!(
+            (call.id.as_str(), call.function.name.as_str()),
+            ("call_abc123", "get_current_weather")
+        );
+        let args: Value = serde_json::from_str(&call.function.arguments).unwrap();
+        assert_eq!(args, json!({"location": "Boston, MA"}));
+
+        let events =
+            stream_events::<OpenAi>(&fixture::<OpenAi>("chat_completion_stream_tool_calls.sse"))
+                .unwrap();
+        let deltas: Vec<&ToolCallDelta> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCall(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            deltas[0].id.as_deref(),
+            Some("call_4XzlGBLtUe9dy3GVNV4jhq7h")
+        );
+        assert_eq!(deltas[0].name.as_deref(), Some("get_weather"));
+        assert!(
+            deltas[1..]
+                .iter()
+                .all(|d| d.id.is_none() && d.name.is_none())
+        );
+        let mut assembler = crate::types::ToolCallAssembler::default();
+        deltas.iter().for_each(|d| assembler.push(d));
+        let calls = assembler.finish();
+        let args: Value = serde_json::from_str(&calls[0].function.arguments).unwrap();
+        assert!(args["city"].is_string(), "{args}");
+    }
+
+    #[test]
     fn mid_stream_error_event_is_an_error() {
         let err =
             parse_stream_data(r#"{"error":{"message":"boom","type":"server_error"}}"#).unwrap_err();

@@ -66,6 +66,7 @@ pub struct Metrics {
     duration: Family<ModelLabels, Histogram, fn() -> Histogram>,
     ttft: Family<ModelLabels, Histogram, fn() -> Histogram>,
     tokens: Family<TokenLabels, Counter>,
+    tool_calls: Family<ModelLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     active: Family<ProviderLabels, Gauge>,
     retries: Family<ProviderLabels, Counter>,
@@ -89,6 +90,7 @@ impl Default for Metrics {
         let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let ttft = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let tokens = Family::<TokenLabels, Counter>::default();
+        let tool_calls = Family::<ModelLabels, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let retries = Family::<ProviderLabels, Counter>::default();
         let active = Family::<ProviderLabels, Gauge>::default();
@@ -111,6 +113,11 @@ impl Default for Metrics {
             ttft.clone(),
         );
         registry.register("llm_tokens", "Tokens used, by type", tokens.clone());
+        registry.register(
+            "llm_tool_calls",
+            "Tool calls the models asked for",
+            tool_calls.clone(),
+        );
         registry.register("llm_errors", "Failed calls, by error kind", errors.clone());
         registry.register(
             "llm_retries",
@@ -152,6 +159,7 @@ impl Default for Metrics {
             duration,
             ttft,
             tokens,
+            tool_calls,
             errors,
             active,
             retries,
@@ -331,9 +339,19 @@ impl CallMetrics {
         self.ttft.get_or_insert_with(|| self.started.elapsed());
     }
 
-    pub fn succeeded(mut self, usage: &Usage) {
+    /// Ends the call as answered, with its usage and the number of tools it asked for.
+    pub fn succeeded(mut self, usage: &Usage, tool_calls: usize) {
         let m = &self.metrics;
         let provider = self.provider.as_str();
+        if tool_calls > 0 {
+            let labels = ModelLabels {
+                provider,
+                model: self.model.clone(),
+            };
+            m.tool_calls
+                .get_or_create(&labels)
+                .inc_by(tool_calls as u64);
+        }
         for (token_type, count) in [
             ("input", usage.prompt_tokens),
             ("output", usage.completion_tokens),
@@ -414,7 +432,7 @@ mod tests {
         };
         metrics
             .start(ProviderName::Openai, "gpt-4o")
-            .succeeded(&usage);
+            .succeeded(&usage, 2);
         let mut streaming = metrics.start(ProviderName::Openai, "gpt-4o");
         streaming.first_token();
         streaming.failed(ErrorKind::Timeout);
@@ -427,6 +445,7 @@ mod tests {
             r#"llm_requests_total{provider="openai",model="gpt-4o",status="timeout"} 1"#,
             r#"llm_requests_total{provider="gemini",model="gemini-2.5-pro",status="cancelled"} 1"#,
             r#"llm_tokens_total{provider="openai",model="gpt-4o",token_type="input"} 9"#,
+            r#"llm_tool_calls_total{provider="openai",model="gpt-4o"} 2"#,
             r#"llm_errors_total{provider="none",model="none",error_type="model_not_allowed"} 1"#,
             r#"llm_request_duration_seconds_count{provider="openai",model="gpt-4o"} 2"#,
             r#"llm_time_to_first_token_seconds_count{provider="openai",model="gpt-4o"} 1"#,

@@ -119,6 +119,7 @@ pub fn call_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
         "gen_ai.usage.input_tokens" = tracing::field::Empty,
         "gen_ai.usage.output_tokens" = tracing::field::Empty,
         "gen_ai.response.finish_reasons" = tracing::field::Empty,
+        "gen_ai.tool.names" = tracing::field::Empty,
         "a2a.trace_id" = %ctx.trace_id,
         "a2a.source_agent" = tracing::field::Empty,
         "a2a.session_id" = tracing::field::Empty,

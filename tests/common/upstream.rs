@@ -551,4 +551,131 @@ impl Provider {
             }
         }
     }
+
+    /// An answer that calls `get_weather` with `{"city":"Paris"}`, in the provider's own form.
+    pub fn tool_call_json(self) -> Value {
+        match self {
+            Self::OpenAi => json!({
+                "id": "chatcmpl-t", "object": "chat.completion", "created": 1, "model": "gpt-4.1-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+                ]}, "finish_reason": "tool_calls"}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}}),
+            Self::Anthropic => json!({
+                "id": "msg_t", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+                "stop_reason": "tool_use", "usage": {"input_tokens": 20, "output_tokens": 5}}),
+            Self::Gemini => json!({
+                "candidates": [{"content": {"role": "model", "parts": [
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+                ]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 5, "totalTokenCount": 25},
+                "modelVersion": "gemini-2.5-flash"}),
+        }
+    }
+
+    /// The same call streamed, its arguments cut in three fragments where the provider cuts.
+    pub fn tool_call_stream_body(self) -> String {
+        match self {
+            Self::OpenAi => {
+                let chunk = |delta: Value, finish: Value| {
+                    let choice = json!({"index": 0, "delta": delta, "finish_reason": finish});
+                    format!(
+                        "data: {}\n\n",
+                        json!({"model": "gpt-4.1-mini", "choices": [choice]})
+                    )
+                };
+                let mut out = chunk(
+                    json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_1",
+                        "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+                    Value::Null,
+                );
+                for piece in ["{\"ci", "ty\":\"Pa", "ris\"}"] {
+                    out += &chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                        Value::Null,
+                    );
+                }
+                out += &chunk(json!({}), json!("tool_calls"));
+                out += &format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage":
+                    {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
+                );
+                out + "data: [DONE]\n\n"
+            }
+            Self::Anthropic => {
+                let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+                let mut out = event(
+                    "message_start",
+                    json!({"type": "message_start", "message": {
+                    "id": "msg_t", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
+                    "stop_reason": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+                );
+                out += &event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}}),
+                );
+                for piece in ["", "{\"ci", "ty\":\"Pa", "ris\"}"] {
+                    out += &event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                    );
+                }
+                out += &event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                );
+                out += &event(
+                    "message_delta",
+                    json!({"type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+                );
+                out + &event("message_stop", json!({"type": "message_stop"}))
+            }
+            Self::Gemini => format!("data: {}\r\n\r\n", self.tool_call_json()),
+        }
+    }
+
+    /// A tool loop, for requests that offer `get_weather` (before anything else mounted): with
+    /// the tool's result ("18 C") in the request the model answers `It is 18 C in Paris.`;
+    /// otherwise it calls the tool, complete or streamed.
+    pub async fn mount_tool_loop(self, server: &MockServer) {
+        fn body(req: &Request) -> std::borrow::Cow<'_, str> {
+            String::from_utf8_lossy(&req.body)
+        }
+        let answered =
+            |req: &Request| body(req).contains("get_weather") && body(req).contains("18 C");
+        let asking =
+            |req: &Request| body(req).contains("get_weather") && !body(req).contains("18 C");
+        let streamed = |req: &Request| {
+            body(req).contains(r#""stream":true"#) || req.url.path().contains("stream")
+        };
+        let answer = self.completion_json("It is 18 C in Paris.", self.stop());
+        self.endpoint(false)
+            .and(answered)
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .with_priority(1)
+            .mount(server)
+            .await;
+        self.streaming_endpoint()
+            .and(asking)
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(self.tool_call_stream_body()),
+            )
+            .with_priority(1)
+            .mount(server)
+            .await;
+        self.endpoint(false)
+            .and(asking)
+            .and(move |req: &Request| !streamed(req))
+            .respond_with(ResponseTemplate::new(200).set_body_json(self.tool_call_json()))
+            .with_priority(1)
+            .mount(server)
+            .await;
+    }
 }

@@ -284,14 +284,20 @@ mod tests {
         }));
         let chat = call.chat;
         assert_eq!(chat.tools[0].name, "get_weather");
-        assert_eq!(chat.tool_choice, Some(ToolChoice::Function("get_weather".into())));
+        assert_eq!(
+            chat.tool_choice,
+            Some(ToolChoice::Function("get_weather".into()))
+        );
         assert_eq!(chat.parallel_tool_calls, Some(false));
         assert_eq!(chat.messages[1].content, None);
         assert_eq!(chat.messages[1].tool_calls[0].function.name, "get_weather");
         assert_eq!(chat.messages[2].tool_call_id.as_deref(), Some("c1"));
         assert!(matches!(
             chat.response_format,
-            Some(ResponseFormat::JsonSchema { strict: Some(true), .. })
+            Some(ResponseFormat::JsonSchema {
+                strict: Some(true),
+                ..
+            })
         ));
     }
 
@@ -378,15 +384,24 @@ mod tests {
                 "tools[2].function.name: \"a\" is given twice",
             ),
             (
-                with("tools", json!((0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>())),
+                with(
+                    "tools",
+                    json!((0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>()),
+                ),
                 "tools: at most 128 tools, not 129",
             ),
             (
-                with("tools", json!([{"type": "function", "function": {"name": "a", "parameters": []}}])),
+                with(
+                    "tools",
+                    json!([{"type": "function", "function": {"name": "a", "parameters": []}}]),
+                ),
                 "tools[0].function.parameters must be a JSON Schema object",
             ),
             (
-                with("tools", json!([{"type": "retrieval", "function": {"name": "a"}}])),
+                with(
+                    "tools",
+                    json!([{"type": "retrieval", "function": {"name": "a"}}]),
+                ),
                 "tools[0].type: unknown variant `retrieval`",
             ),
             (
@@ -406,7 +421,10 @@ mod tests {
                 "tool_choice must be \"auto\", \"none\", \"required\" or",
             ),
             (
-                with("response_format", json!({"type": "json_schema", "json_schema": {"name": "x"}})),
+                with(
+                    "response_format",
+                    json!({"type": "json_schema", "json_schema": {"name": "x"}}),
+                ),
                 "response_format: missing field `schema`",
             ),
             (
