@@ -1,4 +1,4 @@
-//! Live calls to the real providers, one complete and one stream each. Not part of `make test`:
+//! Live calls to the real providers: one complete, one stream and one tool loop each. Not part of `make test`:
 //! `make test-live` runs them, with `LLMRPC_LIVE=1` and the keys of `.env.test`.
 //!
 //! A harness of its own (libtest-mimic; `harness = false` in Cargo.toml), because whether a trial
@@ -101,4 +101,30 @@ async fn live(provider: &str, key_var: &str, base_var: &str, model: &str) {
     assert_eq!(last["done"], true, "{events:?}");
     assert!(last.get("error").is_none(), "{last}");
     assert!(events.len() >= 2, "no delta arrived: {events:?}");
+
+    // A tool loop: the model must call the tool, then answers from its result.
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let mut messages =
+        json!([{"role": "user", "content": "What is the weather in Paris? Use the tool."}]);
+    let ask = json!({"model": model, "max_tokens": 256, "messages": messages, "tools": tools, "tool_choice": "required"});
+    let asked = service.call("llm.complete", ask).await;
+    let result = &asked["result"];
+    assert_eq!(result["finish_reason"], "tool_calls", "{asked}");
+    let call = &result["tool_calls"][0];
+    let args: serde_json::Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string(), "{call}");
+    let turns = messages.as_array_mut().unwrap();
+    turns.push(json!({"role": "assistant", "content": null, "tool_calls": result["tool_calls"]}));
+    turns.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "18 C and sunny"}));
+    let answer = json!({"model": model, "max_tokens": 256, "messages": messages, "tools": tools});
+    let answered = service.call("llm.complete", answer).await;
+    assert!(
+        answered["result"]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("18")),
+        "{answered}"
+    );
 }
