@@ -1,5 +1,7 @@
 //! Anthropic Messages (`POST /v1/messages`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -9,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
     ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, Role, StreamEvent, Usage, system_prompt,
+    ReasoningEffort, Role, StreamEvent, ToolCall, ToolCallDelta, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Anthropic;
@@ -42,7 +44,7 @@ impl Adapter for Anthropic {
     const NAME: ProviderName = NAME;
     const CATALOG: &'static [ModelInfo] = CATALOG;
     const ENDPOINT: &'static str = "/v1/messages";
-    type StreamState = StreamTotals;
+    type StreamState = StreamState;
 
     fn request(
         endpoint: &reqwest::Url,
@@ -65,9 +67,9 @@ impl Adapter for Anthropic {
     /// `message_stop` ends the answer.
     fn parse_stream_event(
         event: &SseEvent,
-        totals: &mut StreamTotals,
+        state: &mut StreamState,
     ) -> Result<Option<Vec<StreamEvent>>, Error> {
-        parse_stream_event(event.event.as_deref(), &event.data, totals)
+        parse_stream_event(event.event.as_deref(), &event.data, state)
     }
 
     fn parse_error(_: u16, body: &[u8]) -> Fault {
@@ -241,12 +243,18 @@ struct WireResponse {
     usage: WireUsage,
 }
 
-/// Only text reaches the caller; thinking, tool use and future block types are skipped.
+/// Text and tool calls reach the caller; thinking, server tools and future block types are
+/// skipped.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireBlock {
     Text {
         text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
     },
     #[serde(other)]
     Other,
@@ -265,16 +273,19 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
 fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let wire: WireResponse =
         serde_json::from_slice(body).map_err(|_| invalid_body(NAME, "response"))?;
-    let content = wire
-        .content
-        .into_iter()
-        .filter_map(|block| match block {
-            WireBlock::Text { text } => Some(text),
-            WireBlock::Other => None,
-        })
-        .collect();
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    for block in wire.content {
+        match block {
+            WireBlock::Text { text } => content.push_str(&text),
+            WireBlock::ToolUse { id, name, input } => {
+                tool_calls.push(ToolCall::function(id, name, input.to_string()));
+            }
+            WireBlock::Other => {}
+        }
+    }
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
+        tool_calls,
         id: wire.id,
         model: wire.model,
         content,
@@ -283,10 +294,16 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     })
 }
 
-/// What a stream has reported so far: `message_start` gives the input counts, each
-/// `message_delta` the output count to date.
+/// What a stream remembers between events.
 #[derive(Debug, Default)]
-pub(crate) struct StreamTotals(WireUsage);
+pub(crate) struct StreamState {
+    /// The counts so far: `message_start` gives the input counts, each `message_delta` the
+    /// output count to date.
+    usage: WireUsage,
+    /// Anthropic's index of each `tool_use` block, to the call's index among the calls (what
+    /// callers see): input fragments name only the block, and text blocks count among blocks.
+    tool_calls: BTreeMap<u32, u32>,
+}
 
 #[derive(Deserialize)]
 struct WireEventType {
@@ -307,16 +324,26 @@ struct WireStartedMessage {
 }
 
 #[derive(Deserialize)]
+struct WireBlockStart {
+    index: u32,
+    content_block: WireBlock,
+}
+
+#[derive(Deserialize)]
 struct WireBlockDelta {
+    index: Option<u32>,
     delta: WireDelta,
 }
 
-/// Only text deltas reach the caller; thinking, tool input and citations are skipped.
+/// Text and tool input reach the caller; thinking, citations and future deltas are skipped.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireDelta {
     TextDelta {
         text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
     },
     #[serde(other)]
     Other,
@@ -340,10 +367,14 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Error> {
 
 /// One SSE event of the stream, named by its `event:` line (or, lacking one, its `type`).
 /// `Ok(None)` is `message_stop`; unknown events and `ping` give no events.
+///
+/// A `tool_use` block's start gives the call's id and name, its `input_json_delta`s the
+/// arguments' text in fragments (an input fragment of any other block, a server tool's, is
+/// skipped).
 fn parse_stream_event(
     event: Option<&str>,
     data: &str,
-    totals: &mut StreamTotals,
+    state: &mut StreamState,
 ) -> Result<Option<Vec<StreamEvent>>, Error> {
     let tagged;
     let name = match event {
@@ -357,17 +388,41 @@ fn parse_stream_event(
     match name {
         "message_start" => {
             let start: WireMessageStart = parse(data)?;
-            totals.0.update(start.message.usage);
+            state.usage.update(start.message.usage);
             if let Some(model) = start.message.model {
                 events.push(StreamEvent::Model(model));
             }
         }
+        "content_block_start" => {
+            let start: WireBlockStart = parse(data)?;
+            if let WireBlock::ToolUse { id, name, .. } = start.content_block {
+                let index = u32::try_from(state.tool_calls.len()).unwrap_or(u32::MAX);
+                state.tool_calls.insert(start.index, index);
+                events.push(StreamEvent::ToolCall(ToolCallDelta {
+                    index,
+                    id: Some(id),
+                    name: Some(name),
+                    arguments: String::new(),
+                }));
+            }
+        }
         "content_block_delta" => {
             let block: WireBlockDelta = parse(data)?;
-            if let WireDelta::TextDelta { text } = block.delta {
-                if !text.is_empty() {
+            match block.delta {
+                WireDelta::TextDelta { text } if !text.is_empty() => {
                     events.push(StreamEvent::Delta(text));
                 }
+                WireDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                    let call = block.index.and_then(|i| state.tool_calls.get(&i));
+                    if let Some(&index) = call {
+                        events.push(StreamEvent::ToolCall(ToolCallDelta {
+                            index,
+                            arguments: partial_json,
+                            ..ToolCallDelta::default()
+                        }));
+                    }
+                }
+                _ => {}
             }
         }
         "message_delta" => {
@@ -376,8 +431,8 @@ fn parse_stream_event(
                 events.push(StreamEvent::Finish(finish_reason(Some(&reason))));
             }
             if let Some(usage) = delta.usage {
-                totals.0.update(usage);
-                events.push(StreamEvent::Usage(totals.0.into()));
+                state.usage.update(usage);
+                events.push(StreamEvent::Usage(state.usage.into()));
             }
         }
         "message_stop" => return Ok(None),
@@ -785,10 +840,10 @@ mod tests {
 
     #[test]
     fn stream_events_tolerate_missing_names_unknown_events_and_partial_usage() {
-        let mut totals = StreamTotals::default();
+        let mut state = StreamState::default();
         let start = r#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":3,"cache_read_input_tokens":7,"output_tokens":1}}}"#;
         assert_eq!(
-            parse_stream_event(None, start, &mut totals).unwrap(),
+            parse_stream_event(None, start, &mut state).unwrap(),
             Some(vec![StreamEvent::Model("m".into())])
         );
         for (event, data) in [
@@ -808,14 +863,14 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                parse_stream_event(event, data, &mut totals).unwrap(),
+                parse_stream_event(event, data, &mut state).unwrap(),
                 Some(vec![]),
                 "{data}"
             );
         }
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":9}}"#;
         assert_eq!(
-            parse_stream_event(Some("message_delta"), delta, &mut totals).unwrap(),
+            parse_stream_event(Some("message_delta"), delta, &mut state).unwrap(),
             Some(vec![
                 StreamEvent::Finish(FinishReason::Length),
                 usage(10, 9)
@@ -824,20 +879,20 @@ mod tests {
         // A later delta may repeat the input counts; the latest of each field wins.
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":null},"usage":{"input_tokens":4,"output_tokens":12}}"#;
         assert_eq!(
-            parse_stream_event(None, delta, &mut totals).unwrap(),
+            parse_stream_event(None, delta, &mut state).unwrap(),
             Some(vec![usage(11, 12)])
         );
         assert_eq!(
-            parse_stream_event(None, r#"{"type":"message_stop"}"#, &mut totals).unwrap(),
+            parse_stream_event(None, r#"{"type":"message_stop"}"#, &mut state).unwrap(),
             None
         );
-        assert!(parse_stream_event(Some("message_start"), "{", &mut totals).is_err());
-        assert!(parse_stream_event(None, "not json", &mut totals).is_err());
+        assert!(parse_stream_event(Some("message_start"), "{", &mut state).is_err());
+        assert!(parse_stream_event(None, "not json", &mut state).is_err());
     }
 
     #[test]
     fn stream_error_events_are_classified_like_http_errors() {
-        let mut totals = StreamTotals::default();
+        let mut state = StreamState::default();
         for (error_type, kind, retryable) in [
             ("overloaded_error", ErrorKind::ProviderUnavailable, true),
             ("api_error", ErrorKind::ProviderUnavailable, true),
@@ -846,13 +901,167 @@ mod tests {
             ("brand_new_error", ErrorKind::ProviderUnavailable, true),
         ] {
             let data = json!({"type": "error", "error": {"type": error_type, "message": "m"}});
-            let err =
-                parse_stream_event(Some("error"), &data.to_string(), &mut totals).unwrap_err();
+            let err = parse_stream_event(Some("error"), &data.to_string(), &mut state).unwrap_err();
             assert_eq!((err.kind, err.retryable), (kind, retryable), "{error_type}");
             assert_eq!(err.message, "anthropic: m");
         }
-        let err = parse_stream_event(Some("error"), "oops", &mut totals).unwrap_err();
+        let err = parse_stream_event(Some("error"), "oops", &mut state).unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall::function(id.into(), name.into(), arguments.into())
+    }
+
+    #[test]
+    fn answers_tool_use_blocks_become_tool_calls_in_order() {
+        let r = parse_response(&fixture::<Anthropic>("messages_response_tool_use.json")).unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        let [asked] = r.tool_calls.as_slice() else {
+            panic!("{:?}", r.tool_calls)
+        };
+        assert_eq!(
+            (asked.id.as_str(), asked.function.name.as_str()),
+            ("toolu_01A9HHF5Ezy3oBrKmSgfASm9", "get_weather")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&asked.function.arguments).unwrap(),
+            json!({"location": "San Francisco, CA", "units": "f"})
+        );
+
+        let body = json!({
+            "id": "msg_1", "model": "claude-sonnet-4-5", "stop_reason": "tool_use",
+            "content": [
+                {"type": "text", "text": "Checking both."},
+                {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"location": "Paris"}},
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                {"type": "tool_use", "id": "toolu_b", "name": "get_time", "input": {}},
+            ],
+            "usage": {"input_tokens": 1, "output_tokens": 2}
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(r.content, "Checking both.");
+        assert_eq!(
+            r.tool_calls,
+            vec![
+                call("toolu_a", "get_weather", r#"{"location":"Paris"}"#),
+                call("toolu_b", "get_time", "{}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_fixture_stream_gives_the_tool_call_in_pieces() {
+        let events =
+            stream_events::<Anthropic>(&fixture::<Anthropic>("messages_stream_tool_use.sse"))
+                .unwrap();
+        let pieces: Vec<&ToolCallDelta> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCall(delta) => Some(delta),
+                _ => None,
+            })
+            .collect();
+        // The first piece names the call; the empty fragment after it is skipped.
+        assert_eq!(
+            pieces.first(),
+            Some(&&ToolCallDelta {
+                index: 0,
+                id: Some("toolu_01NRLabsLyVHZPKxbKvkfSMn".into()),
+                name: Some("get_weather".into()),
+                arguments: String::new(),
+            })
+        );
+        assert_eq!(pieces.len(), 5);
+        assert!(
+            pieces[1..]
+                .iter()
+                .all(|p| p.index == 0 && p.id.is_none() && p.name.is_none())
+        );
+        let calls = tool_calls_of(&events);
+        assert_eq!(
+            calls,
+            vec![call(
+                "toolu_01NRLabsLyVHZPKxbKvkfSMn",
+                "get_weather",
+                r#"{"location": "Paris"}"#
+            )]
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&calls[0].function.arguments).unwrap(),
+            json!({"location": "Paris"})
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_numbered_among_calls_not_blocks() {
+        let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let start = |index: u32, block: Value| {
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index, "content_block": block}),
+            )
+        };
+        let input = |index: u32, partial: &str| {
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                       "delta": {"type": "input_json_delta", "partial_json": partial}}),
+            )
+        };
+        let sse = [
+            event(
+                "message_start",
+                json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5", "usage": {"input_tokens": 5}}}),
+            ),
+            start(0, json!({"type": "text", "text": ""})),
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Both."}}),
+            ),
+            start(1, json!({"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}})),
+            input(1, "{\"location\":"),
+            input(1, "\"Paris\"}"),
+            start(2, json!({"type": "tool_use", "id": "toolu_b", "name": "get_time", "input": {}})),
+            input(2, ""),
+            start(3, json!({"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}})),
+            input(3, "{\"query\":\"x\"}"),
+            event(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            ),
+            event("message_stop", json!({"type": "message_stop"})),
+        ]
+        .concat();
+        let events = stream_events::<Anthropic>(sse.as_bytes()).unwrap();
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| {
+            StreamEvent::ToolCall(ToolCallDelta {
+                index,
+                id: id.map(Into::into),
+                name: name.map(Into::into),
+                arguments: arguments.into(),
+            })
+        };
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Model("claude-sonnet-4-5".into()),
+                StreamEvent::Delta("Both.".into()),
+                piece(0, Some("toolu_a"), Some("get_weather"), ""),
+                piece(0, None, None, "{\"location\":"),
+                piece(0, None, None, "\"Paris\"}"),
+                piece(1, Some("toolu_b"), Some("get_time"), ""),
+                StreamEvent::Finish(FinishReason::ToolCalls),
+                usage(5, 9),
+            ]
+        );
+        assert_eq!(
+            tool_calls_of(&events),
+            vec![
+                call("toolu_a", "get_weather", r#"{"location":"Paris"}"#),
+                call("toolu_b", "get_time", ""),
+            ]
+        );
     }
 
     fn fixture_headers(name: &str) -> HeaderMap {
