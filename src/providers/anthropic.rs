@@ -10,8 +10,9 @@ use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
-    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, Role, StreamEvent, ToolCall, ToolCallDelta, Usage, system_prompt,
+    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, Message, ModelInfo, Part,
+    ProviderName, ReasoningEffort, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice, ToolDef,
+    Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Anthropic;
@@ -97,10 +98,21 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
     }
 }
 
+/// Whether a call uses tools: it offers some, or its history holds calls or their results.
+fn uses_tools(req: &ChatRequest) -> bool {
+    !req.tools.is_empty()
+        || req
+            .messages
+            .iter()
+            .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+}
+
 /// The Messages body for a request.
 ///
 /// System messages become the top-level `system` string and consecutive turns of one role are
-/// merged, since Anthropic has no system role and wants user and assistant to alternate.
+/// merged, since Anthropic has no system role and wants user and assistant to alternate. Tool
+/// results are user turns to Anthropic, so consecutive ones (and a user message right after
+/// them) become one user turn.
 ///
 /// `reasoning_effort` turns on extended thinking with a fixed budget. Anthropic counts thinking
 /// inside `max_tokens` (as OpenAI's reasoning models do) and requires `max_tokens` above the
@@ -108,30 +120,32 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
 /// and at least 1024 tokens are left for the answer. Thinking rejects `temperature` and `top_p`
 /// and a prefilled (final assistant) turn, so the sampling knobs are dropped with thinking on,
 /// and thinking stays off after a prefill.
+///
+/// Thinking also stays off for a call that uses tools ([`uses_tools`]): with both, Anthropic
+/// requires each earlier assistant turn's thinking blocks sent back with their signatures, which
+/// the OpenAI-shaped history callers replay cannot carry.
 fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    let mut turns: Vec<(Role, Vec<&Content>)> = Vec::new();
+    let mut turns: Vec<(Role, Vec<Piece>)> = Vec::new();
     for message in &req.messages {
-        let role = if message.role == Role::Tool {
-            Role::User
-        } else {
-            message.role
+        let (role, pieces) = match (message.role, &message.content) {
+            (Role::System, _) => continue,
+            (Role::Tool, _) => (Role::User, vec![Piece::Block(tool_result(message))]),
+            (role, _) if !message.tool_calls.is_empty() => (role, tool_use_pieces(message)),
+            (role, Some(content)) => (role, vec![Piece::Content(content)]),
+            (_, None) => continue,
         };
-        let Some(content) = &message.content else {
-            continue;
-        };
-        match (role, turns.last_mut()) {
-            (Role::System, _) => {}
-            (role, Some((last, contents))) if *last == role => contents.push(content),
-            (role, _) => turns.push((role, vec![content])),
+        match turns.last_mut() {
+            Some((last, earlier)) if *last == role => earlier.extend(pieces),
+            _ => turns.push((role, pieces)),
         }
     }
     let prefilled = matches!(turns.last(), Some((Role::Assistant, _)));
     let messages: Vec<Value> = turns
         .into_iter()
-        .map(|(role, contents)| {
-            let content = match contents.as_slice() {
-                [Content::Text(text)] => json!(text),
-                _ => Value::Array(contents.into_iter().flat_map(content_blocks).collect()),
+        .map(|(role, pieces)| {
+            let content = match pieces.as_slice() {
+                [Piece::Content(Content::Text(text))] => json!(text),
+                _ => Value::Array(pieces.into_iter().flat_map(Piece::blocks).collect()),
             };
             json!({ "role": role, "content": content })
         })
@@ -140,7 +154,7 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let thinking = req
         .reasoning_effort
-        .filter(|_| supports_thinking(&req.model) && !prefilled)
+        .filter(|_| supports_thinking(&req.model) && !prefilled && !uses_tools(req))
         .map(thinking_budget);
     let mut body = json!({ "model": req.model, "messages": messages });
     if let Some(budget) = thinking {
@@ -160,6 +174,12 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
     if let Some(system) = system_prompt(&req.messages) {
         body["system"] = json!(system);
     }
+    if !req.tools.is_empty() {
+        body["tools"] = req.tools.iter().map(tool).collect();
+        if let Some(choice) = tool_choice(req) {
+            body["tool_choice"] = choice;
+        }
+    }
     if !req.stop.is_empty() {
         body["stop_sequences"] = json!(req.stop);
     }
@@ -167,6 +187,78 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
         body["stream"] = json!(true);
     }
     body
+}
+
+/// One message's share of a turn: its content as the caller gave it, or a block made for it.
+enum Piece<'a> {
+    Content(&'a Content),
+    Block(Value),
+}
+
+impl Piece<'_> {
+    fn blocks(self) -> Vec<Value> {
+        match self {
+            Piece::Content(content) => content_blocks(content),
+            Piece::Block(block) => vec![block],
+        }
+    }
+}
+
+/// An assistant turn that called tools: what it said, then a `tool_use` block per call. Empty
+/// text blocks are left out, since Anthropic refuses them and such a turn often says nothing.
+fn tool_use_pieces(message: &Message) -> Vec<Piece<'_>> {
+    let said = message
+        .content
+        .iter()
+        .flat_map(content_blocks)
+        .filter(|block| block.get("text").and_then(Value::as_str) != Some(""));
+    let calls = message.tool_calls.iter().map(|call| {
+        // Params validation has made sure the arguments are the JSON text of an object.
+        let input: Value = serde_json::from_str(&call.function.arguments).unwrap_or_default();
+        json!({ "type": "tool_use", "id": call.id, "name": call.function.name, "input": input })
+    });
+    said.chain(calls).map(Piece::Block).collect()
+}
+
+/// A tool's answer: a `tool_result` block, its text left out when empty (the field is optional,
+/// and Anthropic refuses empty text).
+fn tool_result(message: &Message) -> Value {
+    let mut block = json!({ "type": "tool_result", "tool_use_id": message.tool_call_id });
+    let text = message.text();
+    if !text.is_empty() {
+        block["content"] = json!(text);
+    }
+    block
+}
+
+fn tool(def: &ToolDef) -> Value {
+    let schema = def
+        .parameters
+        .clone()
+        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
+    let mut tool = json!({ "name": def.name, "input_schema": schema });
+    if let Some(description) = &def.description {
+        tool["description"] = json!(description);
+    }
+    tool
+}
+
+/// Anthropic's `tool_choice`, which also carries what OpenAI's `parallel_tool_calls: false`
+/// says (`disable_parallel_tool_use`); `none` takes no such flag.
+fn tool_choice(req: &ChatRequest) -> Option<Value> {
+    let one_at_a_time = req.parallel_tool_calls == Some(false);
+    let mut choice = match &req.tool_choice {
+        Some(ToolChoice::None) => return Some(json!({ "type": "none" })),
+        Some(ToolChoice::Auto) => json!({ "type": "auto" }),
+        Some(ToolChoice::Required) => json!({ "type": "any" }),
+        Some(ToolChoice::Function(name)) => json!({ "type": "tool", "name": name }),
+        None if one_at_a_time => json!({ "type": "auto" }),
+        None => return None,
+    };
+    if one_at_a_time {
+        choice["disable_parallel_tool_use"] = json!(true);
+    }
+    Some(choice)
 }
 
 fn content_blocks(content: &Content) -> Vec<Value> {
@@ -911,6 +1003,220 @@ mod tests {
 
     fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
         ToolCall::function(id.into(), name.into(), arguments.into())
+    }
+
+    fn weather_tool() -> ToolDef {
+        let fixture = fixture_json::<Anthropic>("messages_request_tools.json");
+        ToolDef {
+            name: "get_weather".into(),
+            description: fixture["tools"][0]["description"].as_str().map(Into::into),
+            parameters: Some(fixture["tools"][0]["input_schema"].clone()),
+            strict: None,
+        }
+    }
+
+    #[test]
+    fn tools_are_sent_as_the_fixture_request_has_them() {
+        let req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request(
+                "claude-haiku-4-5",
+                vec![text(Role::User, "What is the weather in SF?")],
+            )
+        };
+        assert_eq!(
+            request_body(&req, false),
+            fixture_json::<Anthropic>("messages_request_tools.json")
+        );
+
+        let bare = ToolDef {
+            name: "now".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        };
+        assert_eq!(
+            tool(&bare),
+            json!({"name": "now", "input_schema": {"type": "object", "properties": {}}})
+        );
+    }
+
+    #[test]
+    fn tool_choice_carries_parallel_tool_calls() {
+        let mut req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        let function = || Some(ToolChoice::Function("get_weather".into()));
+        for (choice, parallel, expected) in [
+            (None, None, None),
+            (None, Some(true), None),
+            (
+                None,
+                Some(false),
+                Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            ),
+            (Some(ToolChoice::Auto), None, Some(json!({"type": "auto"}))),
+            (
+                Some(ToolChoice::Required),
+                None,
+                Some(json!({"type": "any"})),
+            ),
+            (
+                function(),
+                None,
+                Some(json!({"type": "tool", "name": "get_weather"})),
+            ),
+            (Some(ToolChoice::None), None, Some(json!({"type": "none"}))),
+            (
+                Some(ToolChoice::Required),
+                Some(false),
+                Some(json!({"type": "any", "disable_parallel_tool_use": true})),
+            ),
+            (
+                function(),
+                Some(false),
+                Some(
+                    json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}),
+                ),
+            ),
+            (
+                Some(ToolChoice::None),
+                Some(false),
+                Some(json!({"type": "none"})),
+            ),
+            (
+                Some(ToolChoice::Auto),
+                Some(true),
+                Some(json!({"type": "auto"})),
+            ),
+        ] {
+            req.tool_choice = choice.clone();
+            req.parallel_tool_calls = parallel;
+            let body = request_body(&req, false);
+            assert_eq!(
+                body.get("tool_choice"),
+                expected.as_ref(),
+                "{choice:?} {parallel:?}"
+            );
+        }
+        // Without tools nothing about them is sent.
+        req.tools.clear();
+        req.tool_choice = None;
+        let body = request_body(&req, false);
+        assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn replayed_tool_loops_become_tool_use_and_merged_tool_results() {
+        let req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request(
+                "claude-sonnet-4-5",
+                vec![
+                    text(Role::System, "Be terse."),
+                    text(Role::User, "Weather in Paris and Rome?"),
+                    assistant_calls(
+                        Some("Let me check."),
+                        vec![
+                            call(
+                                "toolu_1",
+                                "get_weather",
+                                r#"{"location":"Paris","units":"c"}"#,
+                            ),
+                            call(
+                                "toolu_2",
+                                "get_weather",
+                                r#"{"location":"Rome","units":"c"}"#,
+                            ),
+                        ],
+                    ),
+                    tool_message("toolu_1", Content::Text("18C, cloudy".into())),
+                    tool_message(
+                        "toolu_2",
+                        Content::Parts(vec![text_part("21C,"), text_part("sunny")]),
+                    ),
+                    text(Role::User, "And Oslo?"),
+                    assistant_calls(
+                        Some(""),
+                        vec![call(
+                            "toolu_3",
+                            "get_weather",
+                            r#"{"location":"Oslo","units":"c"}"#,
+                        )],
+                    ),
+                    tool_message("toolu_3", Content::Text(String::new())),
+                    text(Role::Assistant, "Paris 18C, Rome 21C, Oslo unknown."),
+                    text(Role::User, "Thanks."),
+                    assistant_calls(None, vec![call("toolu_4", "get_weather", "{}")]),
+                    tool_message("toolu_4", Content::Text("?".into())),
+                ],
+            )
+        };
+        let body = request_body(&req, false);
+        assert_eq!(body["system"], "Be terse.");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                     "input": {"location": "Paris", "units": "c"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "get_weather",
+                     "input": {"location": "Rome", "units": "c"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C, cloudy"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "21C,\nsunny"},
+                    {"type": "text", "text": "And Oslo?"},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_3", "name": "get_weather",
+                     "input": {"location": "Oslo", "units": "c"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_3"},
+                ]},
+                {"role": "assistant", "content": "Paris 18C, Rome 21C, Oslo unknown."},
+                {"role": "user", "content": "Thanks."},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_4", "name": "get_weather", "input": {}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_4", "content": "?"},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn thinking_stays_off_when_tools_are_in_play() {
+        let thinking = |req: &ChatRequest| request_body(req, false).get("thinking").cloned();
+        let mut req = ChatRequest {
+            reasoning_effort: Some(ReasoningEffort::High),
+            temperature: Some(0.5),
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        assert!(thinking(&req).is_some());
+
+        req.tools = vec![weather_tool()];
+        let body = request_body(&req, false);
+        assert!(body.get("thinking").is_none());
+        assert_eq!(
+            (&body["temperature"], &body["max_tokens"]),
+            (&json!(0.5), &json!(1024))
+        );
+
+        // A history of calls and results is enough, even with no tools offered now.
+        req.tools.clear();
+        req.messages.extend([
+            assistant_calls(None, vec![call("toolu_1", "get_weather", "{}")]),
+            tool_message("toolu_1", Content::Text("18C".into())),
+        ]);
+        assert!(thinking(&req).is_none());
+        req.messages.truncate(2);
+        assert!(thinking(&req).is_none());
     }
 
     #[test]
