@@ -11,8 +11,8 @@ use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
     ChatRequest, ChatResponse, Content, FinishReason, ImageSource, Message, ModelInfo, Part,
-    ProviderName, ReasoningEffort, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice, ToolDef,
-    Usage, system_prompt,
+    ProviderName, ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta,
+    ToolChoice, ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Anthropic;
@@ -98,6 +98,20 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
     }
 }
 
+/// Models that take a JSON Schema for the answer natively (`output_config.format`, generally
+/// available without a beta header), as Anthropic's structured outputs page lists them.
+fn supports_structured_outputs(model: &str) -> bool {
+    [
+        "claude-opus-4-5",
+        "claude-opus-4-6",
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+    ]
+    .iter()
+    .any(|p| model.starts_with(p))
+}
+
 /// Whether a call uses tools: it offers some, or its history holds calls or their results.
 fn uses_tools(req: &ChatRequest) -> bool {
     !req.tools.is_empty()
@@ -171,7 +185,18 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
         }
     }
     body["max_tokens"] = json!(max_tokens);
-    if let Some(system) = system_prompt(&req.messages) {
+    let mut system = system_prompt(&req.messages);
+    match output_format(req) {
+        Some(OutputFormat::Native(config)) => body["output_config"] = config,
+        Some(OutputFormat::Instruction(text)) => {
+            system = Some(match system {
+                Some(prompt) => format!("{prompt}\n\n{text}"),
+                None => text,
+            });
+        }
+        None => {}
+    }
+    if let Some(system) = system {
         body["system"] = json!(system);
     }
     if !req.tools.is_empty() {
@@ -259,6 +284,34 @@ fn tool_choice(req: &ChatRequest) -> Option<Value> {
         choice["disable_parallel_tool_use"] = json!(true);
     }
     Some(choice)
+}
+
+/// How a `response_format` reaches Claude.
+enum OutputFormat {
+    /// The `output_config` that constrains the answer to the schema.
+    Native(Value),
+    /// Words appended to the system prompt: the answer is then JSON as far as the model obeys.
+    Instruction(String),
+}
+
+/// A JSON Schema goes natively to the models of [`supports_structured_outputs`], as an
+/// instruction to any other; `json_object` is always an instruction, since Anthropic has no JSON
+/// mode; `text` asks for nothing.
+fn output_format(req: &ChatRequest) -> Option<OutputFormat> {
+    match req.response_format.as_ref()? {
+        ResponseFormat::JsonSchema { schema, .. } if supports_structured_outputs(&req.model) => {
+            Some(OutputFormat::Native(json!({
+                "format": { "type": "json_schema", "schema": schema }
+            })))
+        }
+        ResponseFormat::JsonSchema { schema, .. } => Some(OutputFormat::Instruction(format!(
+            "Respond with only a JSON object that conforms to this JSON Schema: {schema}"
+        ))),
+        ResponseFormat::JsonObject => Some(OutputFormat::Instruction(
+            "Respond with only a JSON object.".to_owned(),
+        )),
+        ResponseFormat::Text => None,
+    }
 }
 
 fn content_blocks(content: &Content) -> Vec<Value> {
@@ -1217,6 +1270,77 @@ mod tests {
         assert!(thinking(&req).is_none());
         req.messages.truncate(2);
         assert!(thinking(&req).is_none());
+    }
+
+    #[test]
+    fn response_format_is_native_where_supported_and_an_instruction_elsewhere() {
+        let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}},
+                            "required": ["answer"], "additionalProperties": false});
+        let json_schema = ResponseFormat::JsonSchema {
+            name: "answer".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+        };
+        let mut req = ChatRequest {
+            response_format: Some(json_schema.clone()),
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "claude-opus-4-5",
+            "claude-haiku-4-5-20251001",
+            "claude-opus-4-6",
+            "claude-sonnet-4-6",
+        ] {
+            req.model = model.into();
+            let body = request_body(&req, false);
+            assert_eq!(
+                body["output_config"],
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+                "{model}"
+            );
+            assert!(body.get("system").is_none(), "{model}");
+        }
+
+        let instruction =
+            format!("Respond with only a JSON object that conforms to this JSON Schema: {schema}");
+        for model in [
+            "claude-opus-4-1",
+            "claude-sonnet-4",
+            "claude-3-5-haiku-latest",
+        ] {
+            req.model = model.into();
+            let body = request_body(&req, false);
+            assert!(body.get("output_config").is_none(), "{model}");
+            assert_eq!(body["system"], instruction.as_str(), "{model}");
+        }
+        req.messages.insert(0, text(Role::System, "Be terse."));
+        assert_eq!(
+            request_body(&req, false)["system"],
+            format!("Be terse.\n\n{instruction}").as_str()
+        );
+
+        req.model = "claude-sonnet-4-5".into();
+        req.response_format = Some(ResponseFormat::JsonObject);
+        let body = request_body(&req, false);
+        assert!(body.get("output_config").is_none());
+        assert_eq!(
+            body["system"],
+            "Be terse.\n\nRespond with only a JSON object."
+        );
+
+        req.response_format = Some(ResponseFormat::Text);
+        assert_eq!(
+            request_body(&req, false),
+            request_body(
+                &ChatRequest {
+                    response_format: None,
+                    ..req.clone()
+                },
+                false
+            )
+        );
     }
 
     #[test]
