@@ -1,5 +1,7 @@
 //! Anthropic Messages (`POST /v1/messages`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -8,8 +10,9 @@ use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
-    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, Role, StreamEvent, Usage, system_prompt,
+    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, Message, ModelInfo, Part,
+    ProviderName, ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta,
+    ToolChoice, ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Anthropic;
@@ -42,7 +45,7 @@ impl Adapter for Anthropic {
     const NAME: ProviderName = NAME;
     const CATALOG: &'static [ModelInfo] = CATALOG;
     const ENDPOINT: &'static str = "/v1/messages";
-    type StreamState = StreamTotals;
+    type StreamState = StreamState;
 
     fn request(
         endpoint: &reqwest::Url,
@@ -65,9 +68,9 @@ impl Adapter for Anthropic {
     /// `message_stop` ends the answer.
     fn parse_stream_event(
         event: &SseEvent,
-        totals: &mut StreamTotals,
+        state: &mut StreamState,
     ) -> Result<Option<Vec<StreamEvent>>, Error> {
-        parse_stream_event(event.event.as_deref(), &event.data, totals)
+        parse_stream_event(event.event.as_deref(), &event.data, state)
     }
 
     fn parse_error(_: u16, body: &[u8]) -> Fault {
@@ -95,10 +98,35 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
     }
 }
 
+/// Models that take a JSON Schema for the answer natively (`output_config.format`, generally
+/// available without a beta header), as Anthropic's structured outputs page lists them.
+fn supports_structured_outputs(model: &str) -> bool {
+    [
+        "claude-opus-4-5",
+        "claude-opus-4-6",
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+    ]
+    .iter()
+    .any(|p| model.starts_with(p))
+}
+
+/// Whether a call uses tools: it offers some, or its history holds calls or their results.
+fn uses_tools(req: &ChatRequest) -> bool {
+    !req.tools.is_empty()
+        || req
+            .messages
+            .iter()
+            .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+}
+
 /// The Messages body for a request.
 ///
 /// System messages become the top-level `system` string and consecutive turns of one role are
-/// merged, since Anthropic has no system role and wants user and assistant to alternate.
+/// merged, since Anthropic has no system role and wants user and assistant to alternate. Tool
+/// results are user turns to Anthropic, so consecutive ones (and a user message right after
+/// them) become one user turn.
 ///
 /// `reasoning_effort` turns on extended thinking with a fixed budget. Anthropic counts thinking
 /// inside `max_tokens` (as OpenAI's reasoning models do) and requires `max_tokens` above the
@@ -106,30 +134,32 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
 /// and at least 1024 tokens are left for the answer. Thinking rejects `temperature` and `top_p`
 /// and a prefilled (final assistant) turn, so the sampling knobs are dropped with thinking on,
 /// and thinking stays off after a prefill.
+///
+/// Thinking also stays off for a call that uses tools ([`uses_tools`]): with both, Anthropic
+/// requires each earlier assistant turn's thinking blocks sent back with their signatures, which
+/// the OpenAI-shaped history callers replay cannot carry.
 fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    let mut turns: Vec<(Role, Vec<&Content>)> = Vec::new();
+    let mut turns: Vec<(Role, Vec<Piece>)> = Vec::new();
     for message in &req.messages {
-        let role = if message.role == Role::Tool {
-            Role::User
-        } else {
-            message.role
+        let (role, pieces) = match (message.role, &message.content) {
+            (Role::System, _) => continue,
+            (Role::Tool, _) => (Role::User, vec![Piece::Block(tool_result(message))]),
+            (role, _) if !message.tool_calls.is_empty() => (role, tool_use_pieces(message)),
+            (role, Some(content)) => (role, vec![Piece::Content(content)]),
+            (_, None) => continue,
         };
-        let Some(content) = &message.content else {
-            continue;
-        };
-        match (role, turns.last_mut()) {
-            (Role::System, _) => {}
-            (role, Some((last, contents))) if *last == role => contents.push(content),
-            (role, _) => turns.push((role, vec![content])),
+        match turns.last_mut() {
+            Some((last, earlier)) if *last == role => earlier.extend(pieces),
+            _ => turns.push((role, pieces)),
         }
     }
     let prefilled = matches!(turns.last(), Some((Role::Assistant, _)));
     let messages: Vec<Value> = turns
         .into_iter()
-        .map(|(role, contents)| {
-            let content = match contents.as_slice() {
-                [Content::Text(text)] => json!(text),
-                _ => Value::Array(contents.into_iter().flat_map(content_blocks).collect()),
+        .map(|(role, pieces)| {
+            let content = match pieces.as_slice() {
+                [Piece::Content(Content::Text(text))] => json!(text),
+                _ => Value::Array(pieces.into_iter().flat_map(Piece::blocks).collect()),
             };
             json!({ "role": role, "content": content })
         })
@@ -138,7 +168,7 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let thinking = req
         .reasoning_effort
-        .filter(|_| supports_thinking(&req.model) && !prefilled)
+        .filter(|_| supports_thinking(&req.model) && !prefilled && !uses_tools(req))
         .map(thinking_budget);
     let mut body = json!({ "model": req.model, "messages": messages });
     if let Some(budget) = thinking {
@@ -155,8 +185,25 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
         }
     }
     body["max_tokens"] = json!(max_tokens);
-    if let Some(system) = system_prompt(&req.messages) {
+    let mut system = system_prompt(&req.messages);
+    match output_format(req) {
+        Some(OutputFormat::Native(config)) => body["output_config"] = config,
+        Some(OutputFormat::Instruction(text)) => {
+            system = Some(match system {
+                Some(prompt) => format!("{prompt}\n\n{text}"),
+                None => text,
+            });
+        }
+        None => {}
+    }
+    if let Some(system) = system {
         body["system"] = json!(system);
+    }
+    if !req.tools.is_empty() {
+        body["tools"] = req.tools.iter().map(tool).collect();
+        if let Some(choice) = tool_choice(req) {
+            body["tool_choice"] = choice;
+        }
     }
     if !req.stop.is_empty() {
         body["stop_sequences"] = json!(req.stop);
@@ -165,6 +212,106 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
         body["stream"] = json!(true);
     }
     body
+}
+
+/// One message's share of a turn: its content as the caller gave it, or a block made for it.
+enum Piece<'a> {
+    Content(&'a Content),
+    Block(Value),
+}
+
+impl Piece<'_> {
+    fn blocks(self) -> Vec<Value> {
+        match self {
+            Piece::Content(content) => content_blocks(content),
+            Piece::Block(block) => vec![block],
+        }
+    }
+}
+
+/// An assistant turn that called tools: what it said, then a `tool_use` block per call. Empty
+/// text blocks are left out, since Anthropic refuses them and such a turn often says nothing.
+fn tool_use_pieces(message: &Message) -> Vec<Piece<'_>> {
+    let said = message
+        .content
+        .iter()
+        .flat_map(content_blocks)
+        .filter(|block| block.get("text").and_then(Value::as_str) != Some(""));
+    let calls = message.tool_calls.iter().map(|call| {
+        // Params validation has made sure the arguments are the JSON text of an object.
+        let input: Value = serde_json::from_str(&call.function.arguments).unwrap_or_default();
+        json!({ "type": "tool_use", "id": call.id, "name": call.function.name, "input": input })
+    });
+    said.chain(calls).map(Piece::Block).collect()
+}
+
+/// A tool's answer: a `tool_result` block, its text left out when empty (the field is optional,
+/// and Anthropic refuses empty text).
+fn tool_result(message: &Message) -> Value {
+    let mut block = json!({ "type": "tool_result", "tool_use_id": message.tool_call_id });
+    let text = message.text();
+    if !text.is_empty() {
+        block["content"] = json!(text);
+    }
+    block
+}
+
+fn tool(def: &ToolDef) -> Value {
+    let schema = def
+        .parameters
+        .clone()
+        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
+    let mut tool = json!({ "name": def.name, "input_schema": schema });
+    if let Some(description) = &def.description {
+        tool["description"] = json!(description);
+    }
+    tool
+}
+
+/// Anthropic's `tool_choice`, which also carries what OpenAI's `parallel_tool_calls: false`
+/// says (`disable_parallel_tool_use`); `none` takes no such flag.
+fn tool_choice(req: &ChatRequest) -> Option<Value> {
+    let one_at_a_time = req.parallel_tool_calls == Some(false);
+    let mut choice = match &req.tool_choice {
+        Some(ToolChoice::None) => return Some(json!({ "type": "none" })),
+        Some(ToolChoice::Auto) => json!({ "type": "auto" }),
+        Some(ToolChoice::Required) => json!({ "type": "any" }),
+        Some(ToolChoice::Function(name)) => json!({ "type": "tool", "name": name }),
+        None if one_at_a_time => json!({ "type": "auto" }),
+        None => return None,
+    };
+    if one_at_a_time {
+        choice["disable_parallel_tool_use"] = json!(true);
+    }
+    Some(choice)
+}
+
+/// How a `response_format` reaches Claude.
+enum OutputFormat {
+    /// The `output_config` that constrains the answer to the schema.
+    Native(Value),
+    /// Words appended to the system prompt: the answer is then JSON as far as the model obeys.
+    Instruction(String),
+}
+
+/// A JSON Schema goes natively to the models of [`supports_structured_outputs`], as an
+/// instruction to any other; `json_object` is always an instruction, since Anthropic has no JSON
+/// mode; `text` asks for nothing.
+fn output_format(req: &ChatRequest) -> Option<OutputFormat> {
+    match req.response_format.as_ref()? {
+        ResponseFormat::JsonSchema { schema, .. } if supports_structured_outputs(&req.model) => {
+            Some(OutputFormat::Native(json!({
+                "format": { "type": "json_schema", "schema": schema }
+            })))
+        }
+        ResponseFormat::JsonSchema { schema, .. } => Some(OutputFormat::Instruction(format!(
+            "Respond with only a JSON object that conforms to this JSON Schema: {schema}"
+        ))),
+        ResponseFormat::JsonObject => Some(OutputFormat::Instruction(
+            "Respond with only a JSON object.".to_owned(),
+        )),
+        ResponseFormat::Text => None,
+    }
 }
 
 fn content_blocks(content: &Content) -> Vec<Value> {
@@ -241,12 +388,18 @@ struct WireResponse {
     usage: WireUsage,
 }
 
-/// Only text reaches the caller; thinking, tool use and future block types are skipped.
+/// Text and tool calls reach the caller; thinking, server tools and future block types are
+/// skipped.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireBlock {
     Text {
         text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
     },
     #[serde(other)]
     Other,
@@ -265,16 +418,19 @@ fn finish_reason(value: Option<&str>) -> FinishReason {
 fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let wire: WireResponse =
         serde_json::from_slice(body).map_err(|_| invalid_body(NAME, "response"))?;
-    let content = wire
-        .content
-        .into_iter()
-        .filter_map(|block| match block {
-            WireBlock::Text { text } => Some(text),
-            WireBlock::Other => None,
-        })
-        .collect();
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    for block in wire.content {
+        match block {
+            WireBlock::Text { text } => content.push_str(&text),
+            WireBlock::ToolUse { id, name, input } => {
+                tool_calls.push(ToolCall::function(id, name, input.to_string()));
+            }
+            WireBlock::Other => {}
+        }
+    }
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
+        tool_calls,
         id: wire.id,
         model: wire.model,
         content,
@@ -283,10 +439,16 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
     })
 }
 
-/// What a stream has reported so far: `message_start` gives the input counts, each
-/// `message_delta` the output count to date.
+/// What a stream remembers between events.
 #[derive(Debug, Default)]
-pub(crate) struct StreamTotals(WireUsage);
+pub(crate) struct StreamState {
+    /// The counts so far: `message_start` gives the input counts, each `message_delta` the
+    /// output count to date.
+    usage: WireUsage,
+    /// Anthropic's index of each `tool_use` block, to the call's index among the calls (what
+    /// callers see): input fragments name only the block, and text blocks count among blocks.
+    tool_calls: BTreeMap<u32, u32>,
+}
 
 #[derive(Deserialize)]
 struct WireEventType {
@@ -307,16 +469,26 @@ struct WireStartedMessage {
 }
 
 #[derive(Deserialize)]
+struct WireBlockStart {
+    index: u32,
+    content_block: WireBlock,
+}
+
+#[derive(Deserialize)]
 struct WireBlockDelta {
+    index: Option<u32>,
     delta: WireDelta,
 }
 
-/// Only text deltas reach the caller; thinking, tool input and citations are skipped.
+/// Text and tool input reach the caller; thinking, citations and future deltas are skipped.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireDelta {
     TextDelta {
         text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
     },
     #[serde(other)]
     Other,
@@ -340,10 +512,14 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, Error> {
 
 /// One SSE event of the stream, named by its `event:` line (or, lacking one, its `type`).
 /// `Ok(None)` is `message_stop`; unknown events and `ping` give no events.
+///
+/// A `tool_use` block's start gives the call's id and name, its `input_json_delta`s the
+/// arguments' text in fragments (an input fragment of any other block, a server tool's, is
+/// skipped).
 fn parse_stream_event(
     event: Option<&str>,
     data: &str,
-    totals: &mut StreamTotals,
+    state: &mut StreamState,
 ) -> Result<Option<Vec<StreamEvent>>, Error> {
     let tagged;
     let name = match event {
@@ -357,17 +533,41 @@ fn parse_stream_event(
     match name {
         "message_start" => {
             let start: WireMessageStart = parse(data)?;
-            totals.0.update(start.message.usage);
+            state.usage.update(start.message.usage);
             if let Some(model) = start.message.model {
                 events.push(StreamEvent::Model(model));
             }
         }
+        "content_block_start" => {
+            let start: WireBlockStart = parse(data)?;
+            if let WireBlock::ToolUse { id, name, .. } = start.content_block {
+                let index = u32::try_from(state.tool_calls.len()).unwrap_or(u32::MAX);
+                state.tool_calls.insert(start.index, index);
+                events.push(StreamEvent::ToolCall(ToolCallDelta {
+                    index,
+                    id: Some(id),
+                    name: Some(name),
+                    arguments: String::new(),
+                }));
+            }
+        }
         "content_block_delta" => {
             let block: WireBlockDelta = parse(data)?;
-            if let WireDelta::TextDelta { text } = block.delta {
-                if !text.is_empty() {
+            match block.delta {
+                WireDelta::TextDelta { text } if !text.is_empty() => {
                     events.push(StreamEvent::Delta(text));
                 }
+                WireDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                    let call = block.index.and_then(|i| state.tool_calls.get(&i));
+                    if let Some(&index) = call {
+                        events.push(StreamEvent::ToolCall(ToolCallDelta {
+                            index,
+                            arguments: partial_json,
+                            ..ToolCallDelta::default()
+                        }));
+                    }
+                }
+                _ => {}
             }
         }
         "message_delta" => {
@@ -376,8 +576,8 @@ fn parse_stream_event(
                 events.push(StreamEvent::Finish(finish_reason(Some(&reason))));
             }
             if let Some(usage) = delta.usage {
-                totals.0.update(usage);
-                events.push(StreamEvent::Usage(totals.0.into()));
+                state.usage.update(usage);
+                events.push(StreamEvent::Usage(state.usage.into()));
             }
         }
         "message_stop" => return Ok(None),
@@ -785,10 +985,10 @@ mod tests {
 
     #[test]
     fn stream_events_tolerate_missing_names_unknown_events_and_partial_usage() {
-        let mut totals = StreamTotals::default();
+        let mut state = StreamState::default();
         let start = r#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":3,"cache_read_input_tokens":7,"output_tokens":1}}}"#;
         assert_eq!(
-            parse_stream_event(None, start, &mut totals).unwrap(),
+            parse_stream_event(None, start, &mut state).unwrap(),
             Some(vec![StreamEvent::Model("m".into())])
         );
         for (event, data) in [
@@ -808,14 +1008,14 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                parse_stream_event(event, data, &mut totals).unwrap(),
+                parse_stream_event(event, data, &mut state).unwrap(),
                 Some(vec![]),
                 "{data}"
             );
         }
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":9}}"#;
         assert_eq!(
-            parse_stream_event(Some("message_delta"), delta, &mut totals).unwrap(),
+            parse_stream_event(Some("message_delta"), delta, &mut state).unwrap(),
             Some(vec![
                 StreamEvent::Finish(FinishReason::Length),
                 usage(10, 9)
@@ -824,20 +1024,20 @@ mod tests {
         // A later delta may repeat the input counts; the latest of each field wins.
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":null},"usage":{"input_tokens":4,"output_tokens":12}}"#;
         assert_eq!(
-            parse_stream_event(None, delta, &mut totals).unwrap(),
+            parse_stream_event(None, delta, &mut state).unwrap(),
             Some(vec![usage(11, 12)])
         );
         assert_eq!(
-            parse_stream_event(None, r#"{"type":"message_stop"}"#, &mut totals).unwrap(),
+            parse_stream_event(None, r#"{"type":"message_stop"}"#, &mut state).unwrap(),
             None
         );
-        assert!(parse_stream_event(Some("message_start"), "{", &mut totals).is_err());
-        assert!(parse_stream_event(None, "not json", &mut totals).is_err());
+        assert!(parse_stream_event(Some("message_start"), "{", &mut state).is_err());
+        assert!(parse_stream_event(None, "not json", &mut state).is_err());
     }
 
     #[test]
     fn stream_error_events_are_classified_like_http_errors() {
-        let mut totals = StreamTotals::default();
+        let mut state = StreamState::default();
         for (error_type, kind, retryable) in [
             ("overloaded_error", ErrorKind::ProviderUnavailable, true),
             ("api_error", ErrorKind::ProviderUnavailable, true),
@@ -846,13 +1046,452 @@ mod tests {
             ("brand_new_error", ErrorKind::ProviderUnavailable, true),
         ] {
             let data = json!({"type": "error", "error": {"type": error_type, "message": "m"}});
-            let err =
-                parse_stream_event(Some("error"), &data.to_string(), &mut totals).unwrap_err();
+            let err = parse_stream_event(Some("error"), &data.to_string(), &mut state).unwrap_err();
             assert_eq!((err.kind, err.retryable), (kind, retryable), "{error_type}");
             assert_eq!(err.message, "anthropic: m");
         }
-        let err = parse_stream_event(Some("error"), "oops", &mut totals).unwrap_err();
+        let err = parse_stream_event(Some("error"), "oops", &mut state).unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall::function(id.into(), name.into(), arguments.into())
+    }
+
+    fn weather_tool() -> ToolDef {
+        let fixture = fixture_json::<Anthropic>("messages_request_tools.json");
+        ToolDef {
+            name: "get_weather".into(),
+            description: fixture["tools"][0]["description"].as_str().map(Into::into),
+            parameters: Some(fixture["tools"][0]["input_schema"].clone()),
+            strict: None,
+        }
+    }
+
+    #[test]
+    fn tools_are_sent_as_the_fixture_request_has_them() {
+        let req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request(
+                "claude-haiku-4-5",
+                vec![text(Role::User, "What is the weather in SF?")],
+            )
+        };
+        assert_eq!(
+            request_body(&req, false),
+            fixture_json::<Anthropic>("messages_request_tools.json")
+        );
+
+        let bare = ToolDef {
+            name: "now".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        };
+        assert_eq!(
+            tool(&bare),
+            json!({"name": "now", "input_schema": {"type": "object", "properties": {}}})
+        );
+    }
+
+    #[test]
+    fn tool_choice_carries_parallel_tool_calls() {
+        let mut req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        let function = || Some(ToolChoice::Function("get_weather".into()));
+        for (choice, parallel, expected) in [
+            (None, None, None),
+            (None, Some(true), None),
+            (
+                None,
+                Some(false),
+                Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            ),
+            (Some(ToolChoice::Auto), None, Some(json!({"type": "auto"}))),
+            (
+                Some(ToolChoice::Required),
+                None,
+                Some(json!({"type": "any"})),
+            ),
+            (
+                function(),
+                None,
+                Some(json!({"type": "tool", "name": "get_weather"})),
+            ),
+            (Some(ToolChoice::None), None, Some(json!({"type": "none"}))),
+            (
+                Some(ToolChoice::Required),
+                Some(false),
+                Some(json!({"type": "any", "disable_parallel_tool_use": true})),
+            ),
+            (
+                function(),
+                Some(false),
+                Some(
+                    json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}),
+                ),
+            ),
+            (
+                Some(ToolChoice::None),
+                Some(false),
+                Some(json!({"type": "none"})),
+            ),
+            (
+                Some(ToolChoice::Auto),
+                Some(true),
+                Some(json!({"type": "auto"})),
+            ),
+        ] {
+            req.tool_choice = choice.clone();
+            req.parallel_tool_calls = parallel;
+            let body = request_body(&req, false);
+            assert_eq!(
+                body.get("tool_choice"),
+                expected.as_ref(),
+                "{choice:?} {parallel:?}"
+            );
+        }
+        // Without tools nothing about them is sent.
+        req.tools.clear();
+        req.tool_choice = None;
+        let body = request_body(&req, false);
+        assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn replayed_tool_loops_become_tool_use_and_merged_tool_results() {
+        let req = ChatRequest {
+            tools: vec![weather_tool()],
+            ..request(
+                "claude-sonnet-4-5",
+                vec![
+                    text(Role::System, "Be terse."),
+                    text(Role::User, "Weather in Paris and Rome?"),
+                    assistant_calls(
+                        Some("Let me check."),
+                        vec![
+                            call(
+                                "toolu_1",
+                                "get_weather",
+                                r#"{"location":"Paris","units":"c"}"#,
+                            ),
+                            call(
+                                "toolu_2",
+                                "get_weather",
+                                r#"{"location":"Rome","units":"c"}"#,
+                            ),
+                        ],
+                    ),
+                    tool_message("toolu_1", Content::Text("18C, cloudy".into())),
+                    tool_message(
+                        "toolu_2",
+                        Content::Parts(vec![text_part("21C,"), text_part("sunny")]),
+                    ),
+                    text(Role::User, "And Oslo?"),
+                    assistant_calls(
+                        Some(""),
+                        vec![call(
+                            "toolu_3",
+                            "get_weather",
+                            r#"{"location":"Oslo","units":"c"}"#,
+                        )],
+                    ),
+                    tool_message("toolu_3", Content::Text(String::new())),
+                    text(Role::Assistant, "Paris 18C, Rome 21C, Oslo unknown."),
+                    text(Role::User, "Thanks."),
+                    assistant_calls(None, vec![call("toolu_4", "get_weather", "{}")]),
+                    tool_message("toolu_4", Content::Text("?".into())),
+                ],
+            )
+        };
+        let body = request_body(&req, false);
+        assert_eq!(body["system"], "Be terse.");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                     "input": {"location": "Paris", "units": "c"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "get_weather",
+                     "input": {"location": "Rome", "units": "c"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C, cloudy"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "21C,\nsunny"},
+                    {"type": "text", "text": "And Oslo?"},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_3", "name": "get_weather",
+                     "input": {"location": "Oslo", "units": "c"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_3"},
+                ]},
+                {"role": "assistant", "content": "Paris 18C, Rome 21C, Oslo unknown."},
+                {"role": "user", "content": "Thanks."},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_4", "name": "get_weather", "input": {}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_4", "content": "?"},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn thinking_stays_off_when_tools_are_in_play() {
+        let thinking = |req: &ChatRequest| request_body(req, false).get("thinking").cloned();
+        let mut req = ChatRequest {
+            reasoning_effort: Some(ReasoningEffort::High),
+            temperature: Some(0.5),
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        assert!(thinking(&req).is_some());
+
+        req.tools = vec![weather_tool()];
+        let body = request_body(&req, false);
+        assert!(body.get("thinking").is_none());
+        assert_eq!(
+            (&body["temperature"], &body["max_tokens"]),
+            (&json!(0.5), &json!(1024))
+        );
+
+        // A history of calls and results is enough, even with no tools offered now.
+        req.tools.clear();
+        req.messages.extend([
+            assistant_calls(None, vec![call("toolu_1", "get_weather", "{}")]),
+            tool_message("toolu_1", Content::Text("18C".into())),
+        ]);
+        assert!(thinking(&req).is_none());
+        req.messages.truncate(2);
+        assert!(thinking(&req).is_none());
+    }
+
+    #[test]
+    fn response_format_is_native_where_supported_and_an_instruction_elsewhere() {
+        let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}},
+                            "required": ["answer"], "additionalProperties": false});
+        let json_schema = ResponseFormat::JsonSchema {
+            name: "answer".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+        };
+        let mut req = ChatRequest {
+            response_format: Some(json_schema.clone()),
+            ..request("claude-sonnet-4-5", vec![text(Role::User, "hi")])
+        };
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "claude-opus-4-5",
+            "claude-haiku-4-5-20251001",
+            "claude-opus-4-6",
+            "claude-sonnet-4-6",
+        ] {
+            req.model = model.into();
+            let body = request_body(&req, false);
+            assert_eq!(
+                body["output_config"],
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+                "{model}"
+            );
+            assert!(body.get("system").is_none(), "{model}");
+        }
+
+        let instruction =
+            format!("Respond with only a JSON object that conforms to this JSON Schema: {schema}");
+        for model in [
+            "claude-opus-4-1",
+            "claude-sonnet-4",
+            "claude-3-5-haiku-latest",
+        ] {
+            req.model = model.into();
+            let body = request_body(&req, false);
+            assert!(body.get("output_config").is_none(), "{model}");
+            assert_eq!(body["system"], instruction.as_str(), "{model}");
+        }
+        req.messages.insert(0, text(Role::System, "Be terse."));
+        assert_eq!(
+            request_body(&req, false)["system"],
+            format!("Be terse.\n\n{instruction}").as_str()
+        );
+
+        req.model = "claude-sonnet-4-5".into();
+        req.response_format = Some(ResponseFormat::JsonObject);
+        let body = request_body(&req, false);
+        assert!(body.get("output_config").is_none());
+        assert_eq!(
+            body["system"],
+            "Be terse.\n\nRespond with only a JSON object."
+        );
+
+        req.response_format = Some(ResponseFormat::Text);
+        assert_eq!(
+            request_body(&req, false),
+            request_body(
+                &ChatRequest {
+                    response_format: None,
+                    ..req.clone()
+                },
+                false
+            )
+        );
+    }
+
+    #[test]
+    fn answers_tool_use_blocks_become_tool_calls_in_order() {
+        let r = parse_response(&fixture::<Anthropic>("messages_response_tool_use.json")).unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        let [asked] = r.tool_calls.as_slice() else {
+            panic!("{:?}", r.tool_calls)
+        };
+        assert_eq!(
+            (asked.id.as_str(), asked.function.name.as_str()),
+            ("toolu_01A9HHF5Ezy3oBrKmSgfASm9", "get_weather")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&asked.function.arguments).unwrap(),
+            json!({"location": "San Francisco, CA", "units": "f"})
+        );
+
+        let body = json!({
+            "id": "msg_1", "model": "claude-sonnet-4-5", "stop_reason": "tool_use",
+            "content": [
+                {"type": "text", "text": "Checking both."},
+                {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"location": "Paris"}},
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                {"type": "tool_use", "id": "toolu_b", "name": "get_time", "input": {}},
+            ],
+            "usage": {"input_tokens": 1, "output_tokens": 2}
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(r.content, "Checking both.");
+        assert_eq!(
+            r.tool_calls,
+            vec![
+                call("toolu_a", "get_weather", r#"{"location":"Paris"}"#),
+                call("toolu_b", "get_time", "{}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_fixture_stream_gives_the_tool_call_in_pieces() {
+        let events =
+            stream_events::<Anthropic>(&fixture::<Anthropic>("messages_stream_tool_use.sse"))
+                .unwrap();
+        let pieces: Vec<&ToolCallDelta> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCall(delta) => Some(delta),
+                _ => None,
+            })
+            .collect();
+        // The first piece names the call; the empty fragment after it is skipped.
+        assert_eq!(
+            pieces.first(),
+            Some(&&ToolCallDelta {
+                index: 0,
+                id: Some("toolu_01NRLabsLyVHZPKxbKvkfSMn".into()),
+                name: Some("get_weather".into()),
+                arguments: String::new(),
+            })
+        );
+        assert_eq!(pieces.len(), 5);
+        assert!(
+            pieces[1..]
+                .iter()
+                .all(|p| p.index == 0 && p.id.is_none() && p.name.is_none())
+        );
+        let calls = tool_calls_of(&events);
+        assert_eq!(
+            calls,
+            vec![call(
+                "toolu_01NRLabsLyVHZPKxbKvkfSMn",
+                "get_weather",
+                r#"{"location": "Paris"}"#
+            )]
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&calls[0].function.arguments).unwrap(),
+            json!({"location": "Paris"})
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_numbered_among_calls_not_blocks() {
+        let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let start = |index: u32, block: Value| {
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index, "content_block": block}),
+            )
+        };
+        let input = |index: u32, partial: &str| {
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                       "delta": {"type": "input_json_delta", "partial_json": partial}}),
+            )
+        };
+        let sse = [
+            event(
+                "message_start",
+                json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5", "usage": {"input_tokens": 5}}}),
+            ),
+            start(0, json!({"type": "text", "text": ""})),
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Both."}}),
+            ),
+            start(1, json!({"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}})),
+            input(1, "{\"location\":"),
+            input(1, "\"Paris\"}"),
+            start(2, json!({"type": "tool_use", "id": "toolu_b", "name": "get_time", "input": {}})),
+            input(2, ""),
+            start(3, json!({"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}})),
+            input(3, "{\"query\":\"x\"}"),
+            event(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            ),
+            event("message_stop", json!({"type": "message_stop"})),
+        ]
+        .concat();
+        let events = stream_events::<Anthropic>(sse.as_bytes()).unwrap();
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| {
+            StreamEvent::ToolCall(ToolCallDelta {
+                index,
+                id: id.map(Into::into),
+                name: name.map(Into::into),
+                arguments: arguments.into(),
+            })
+        };
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Model("claude-sonnet-4-5".into()),
+                StreamEvent::Delta("Both.".into()),
+                piece(0, Some("toolu_a"), Some("get_weather"), ""),
+                piece(0, None, None, "{\"location\":"),
+                piece(0, None, None, "\"Paris\"}"),
+                piece(1, Some("toolu_b"), Some("get_time"), ""),
+                StreamEvent::Finish(FinishReason::ToolCalls),
+                usage(5, 9),
+            ]
+        );
+        assert_eq!(
+            tool_calls_of(&events),
+            vec![
+                call("toolu_a", "get_weather", r#"{"location":"Paris"}"#),
+                call("toolu_b", "get_time", ""),
+            ]
+        );
     }
 
     fn fixture_headers(name: &str) -> HeaderMap {
