@@ -21,8 +21,11 @@ test: lint $(VENV)/ready
 	CARGO='$(CARGO)' tests/run-postgres.sh
 
 # The whole path without any API key: the mock upstream and the service wired together, one
-# completion, one stream, and the trace the ledger kept of both.
+# completion, one stream, the trace the ledger kept of both, and an agent's tool loop in two calls.
 DEMO = ./target/release/llmrpc
+# Reads an llm.complete answer on stdin and prints its result at the path given (strings as they
+# are, the rest as JSON), or fails with the whole answer when it is an error.
+DEMO_RESULT = python3 -c 'import functools, json, sys; r = json.load(sys.stdin); "result" in r or sys.exit("llm.complete failed: " + json.dumps(r)); v = functools.reduce(lambda v, k: v[int(k)] if k.isdigit() else v[k], sys.argv[1:], r["result"]); print(v if isinstance(v, str) else json.dumps(v))'
 demo: build
 	@set -e; \
 	$(DEMO) mock-upstream --addr 127.0.0.1:9099 2>/dev/null & mock=$$!; \
@@ -38,7 +41,18 @@ demo: build
 	echo '== llm.stream from Anthropic (mocked: 8 chunks, 100 ms apart)'; \
 	$(DEMO) stream --url http://127.0.0.1:8099 --model claude-sonnet-4-5_chunks-8_interval-100 --trace-id demo-trace "Count to eight."; \
 	echo '== llmrpc trace demo-trace'; \
-	$(DEMO) trace --url http://127.0.0.1:8099 demo-trace
+	$(DEMO) trace --url http://127.0.0.1:8099 demo-trace; \
+	echo '== a tool loop through llm.complete (OpenAI, mocked): a tool offered, then its result replayed'; \
+	rpc() { curl -s -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"llm.complete","params":'"$$1"'}' http://127.0.0.1:8099/; }; \
+	tools='[{"type":"function","function":{"name":"get_weather","description":"The current weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]'; \
+	ask='{"role":"user","content":"What is the weather in Paris?"}'; \
+	first=$$(rpc '{"model":"gpt-4o-mini","tools":'"$$tools"',"messages":['"$$ask"']}'); \
+	calls=$$(printf '%s' "$$first" | $(DEMO_RESULT) tool_calls); \
+	id=$$(printf '%s' "$$first" | $(DEMO_RESULT) tool_calls 0 id); \
+	echo "tool call     $$calls"; \
+	second=$$(rpc '{"model":"gpt-4o-mini","tools":'"$$tools"',"messages":['"$$ask"',{"role":"assistant","content":null,"tool_calls":'"$$calls"'},{"role":"tool","tool_call_id":"'"$$id"'","content":"Sunny, 18 C"}]}'); \
+	answer=$$(printf '%s' "$$second" | $(DEMO_RESULT) content); \
+	echo "final answer  $$answer"
 
 # Real provider calls with the keys of .env.test; a provider without a key is reported ignored.
 test-live:

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     mode: Mode,
     #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
+    /// Offer one tool with each request, so that the mock answers with a call of it: the first
+    /// half of an agent's tool loop.
+    #[arg(long)]
+    tools: bool,
     /// Requests in flight (closed loop).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -129,11 +133,18 @@ impl Target {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| e.to_string())?;
-        let messages = json!([{"role": "user", "content": "Say hello."}]);
+        let mut params =
+            json!({"model": args.model, "messages": [{"role": "user", "content": "Say hello."}]});
+        if args.tools {
+            params["tools"] = json!([{"type": "function", "function": {
+                "name": "get_weather", "description": "The current weather in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+            }}]);
+        }
         let stream = args.mode != Mode::Complete;
         let (endpoint, body) = match &args.openai_url {
             Some(base) => {
-                let mut body = json!({"model": args.model, "messages": messages});
+                let mut body = params;
                 if stream {
                     body["stream"] = json!(true);
                 }
@@ -144,7 +155,6 @@ impl Target {
             }
             None => {
                 let method = if stream { "llm.stream" } else { "llm.complete" };
-                let params = json!({"model": args.model, "messages": messages});
                 (
                     args.url.clone(),
                     json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
@@ -199,7 +209,7 @@ impl Target {
             if event.data.contains("\"error\"") {
                 return Err(event.data.chars().take(200).collect());
             }
-            if first.is_none() && has_text(&event.data) {
+            if first.is_none() && has_content(&event.data) {
                 first = Some(micros(started));
             }
             if event.data == "[DONE]" || event.data.contains("\"done\":true") {
@@ -210,15 +220,19 @@ impl Target {
     }
 }
 
-/// Whether a stream event carries text: llmrpc's chunks only exist for text, while an
-/// OpenAI-compatible stream opens with an event that only names the role.
-fn has_text(data: &str) -> bool {
+/// Whether a stream event carries some of the answer, text or a piece of a tool call (the whole
+/// answer with `--tools`): an OpenAI-compatible stream opens with an event that only names the
+/// role, and llmrpc's last chunk repeats the assembled calls.
+fn has_content(data: &str) -> bool {
     let Ok(event) = serde_json::from_str::<Value>(data) else {
         return false;
     };
-    let openai = event["choices"][0]["delta"]["content"].as_str();
-    let llmrpc = event["result"]["delta"].as_str();
-    openai.or(llmrpc).is_some_and(|t| !t.is_empty())
+    let delta = &event["choices"][0]["delta"];
+    let chunk = &event["result"];
+    let text = delta["content"].as_str().or(chunk["delta"].as_str());
+    text.is_some_and(|t| !t.is_empty())
+        || delta["tool_calls"].is_array()
+        || (chunk["tool_calls"].is_array() && chunk["done"] == false)
 }
 
 /// One WebSocket connection running `llm.stream` subscriptions one after another.

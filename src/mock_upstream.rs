@@ -1,7 +1,8 @@
 //! A fast fake of the three providers' APIs, for benchmarks, demos and the staging pipeline.
 //! Each request chooses how it misbehaves, through options appended to the model name
 //! (`gpt-4o-mini_chunks-20_interval-5`) or `x-mock-<option>` headers; see
-//! `proto-docs/mock-upstream.md`.
+//! `proto-docs/mock-upstream.md`. A request that offers tools is answered with a tool call, or
+//! after a tool's result with that result echoed, so that agents' tool loops run against it too.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,8 +18,11 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+mod tools;
 
 /// Bodies that can fail, so that a stream can be cut off mid-answer.
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -111,6 +115,18 @@ struct RequestHead {
     model: String,
     #[serde(default)]
     stream: bool,
+    /// Only whether it is there: the rest of the body is read for the tool scenario alone.
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
+}
+
+/// What an answer says.
+enum Answer {
+    /// `tok0 tok1 …`, the usual answer of `chunks` words.
+    Words(u32),
+    /// Any other text, one delta per word.
+    Echo(String),
+    Call(tools::Call),
 }
 
 struct Mock {
@@ -186,10 +202,14 @@ impl Mock {
             return respond(StatusCode::OK, "application/json", "<html>surprise</html>");
         }
         let prompt_tokens = (body.len() / 4).max(1) as u64;
+        let answer = request
+            .tools
+            .and_then(|_| tools::answer(api, &body))
+            .unwrap_or(Answer::Words(behaviour.chunks));
         if stream {
-            streamed(api, &model, behaviour, prompt_tokens)
+            streamed(api, &model, answer, behaviour, prompt_tokens)
         } else {
-            whole(api, &model, behaviour.chunks, prompt_tokens)
+            whole(api, &model, answer, prompt_tokens)
         }
     }
 }
@@ -216,27 +236,75 @@ fn text_of(words: u32) -> String {
     (0..words).map(|i| format!("tok{i} ")).collect()
 }
 
-fn whole(api: Api, model: &str, words: u32, prompt: u64) -> Response<Body> {
-    let text = text_of(words);
-    let completion = u64::from(words);
-    let body = match api {
+/// Words of a text, as it is streamed: each up to and including its space.
+fn words(text: &str) -> std::str::SplitInclusive<'_, char> {
+    text.split_inclusive(' ')
+}
+
+/// The provider's usage object.
+fn usage(api: Api, prompt: u64, completion: u64) -> Value {
+    match api {
+        Api::OpenAi => {
+            json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+        }
+        Api::Anthropic => json!({"input_tokens": prompt, "output_tokens": completion}),
+        Api::Gemini => {
+            json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion})
+        }
+    }
+}
+
+fn whole(api: Api, model: &str, answer: Answer, prompt: u64) -> Response<Body> {
+    let body = match answer {
+        Answer::Words(n) => whole_text(api, model, &text_of(n), u64::from(n), prompt),
+        Answer::Echo(text) => whole_text(api, model, &text, words(&text).count() as u64, prompt),
+        Answer::Call(call) => whole_call(api, model, call, prompt),
+    };
+    respond(StatusCode::OK, "application/json", body.to_string())
+}
+
+fn whole_text(api: Api, model: &str, text: &str, completion: u64, prompt: u64) -> Value {
+    let usage = usage(api, prompt, completion);
+    match api {
         Api::OpenAi => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            "usage": usage
         }),
         Api::Anthropic => json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": {"input_tokens": prompt, "output_tokens": completion}
+            "usage": usage
         }),
         Api::Gemini => json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion},
-            "modelVersion": model, "responseId": "mock"
+            "usageMetadata": usage, "modelVersion": model, "responseId": "mock"
         }),
-    };
-    respond(StatusCode::OK, "application/json", body.to_string())
+    }
+}
+
+fn whole_call(api: Api, model: &str, call: tools::Call, prompt: u64) -> Value {
+    let usage = usage(api, prompt, call.tokens());
+    match api {
+        Api::OpenAi => json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_mock", "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            ]}, "finish_reason": "tool_calls"}],
+            "usage": usage
+        }),
+        Api::Anthropic => json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": "toolu_mock", "name": call.name, "input": call.input}],
+            "stop_reason": "tool_use", "stop_sequence": null, "usage": usage
+        }),
+        // Gemini gives calls no id and finishes them with STOP.
+        Api::Gemini => json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.input}}]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage, "modelVersion": model, "responseId": "mock"
+        }),
+    }
 }
 
 fn error(api: Api, status: u16, retry_after: Option<u32>) -> Response<Body> {
@@ -273,74 +341,164 @@ fn error(api: Api, status: u16, retry_after: Option<u32>) -> Response<Body> {
     response
 }
 
-/// The SSE events of a streamed answer, in the provider's own format.
-fn events(api: Api, model: &str, chunks: u32, prompt: u64) -> Vec<String> {
-    let completion = u64::from(chunks);
-    let delta = |i: u32| format!("tok{i} ");
+fn openai_chunk(model: &str, delta: Value, finish: Value) -> String {
+    let chunk = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    format!("data: {chunk}\n\n")
+}
+
+/// OpenAI's closing events: the chunk with `usage` and `[DONE]`.
+fn openai_end(model: &str, usage: Value) -> String {
+    let chunk = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [], "usage": usage});
+    format!("data: {chunk}\n\ndata: [DONE]\n\n")
+}
+
+fn anthropic_event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+fn anthropic_start(model: &str, prompt: u64) -> String {
+    anthropic_event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+        "content": [], "model": model, "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+    )
+}
+
+/// Anthropic's closing events, after the one content block.
+fn anthropic_end(stop_reason: &str, completion: u64) -> [String; 3] {
+    [
+        anthropic_event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        anthropic_event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": completion}}),
+        ),
+        anthropic_event("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+/// The SSE events of a streamed text, in the provider's own format.
+fn text_events(
+    api: Api,
+    model: &str,
+    deltas: impl Iterator<Item = String>,
+    completion: u64,
+    prompt: u64,
+) -> Vec<String> {
     match api {
         Api::OpenAi => {
-            let chunk = |delta: Value, finish: Value| {
-                json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-            };
-            let mut out = vec![format!(
-                "data: {}\n\n",
-                chunk(json!({"role": "assistant", "content": ""}), Value::Null)
+            let mut out = vec![openai_chunk(
+                model,
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
             )];
-            out.extend((0..chunks).map(|i| {
-                format!(
-                    "data: {}\n\n",
-                    chunk(json!({"content": delta(i)}), Value::Null)
-                )
-            }));
-            out.push(format!("data: {}\n\n", chunk(json!({}), json!("stop"))));
-            let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
-                               "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}});
-            out.push(format!("data: {usage}\n\ndata: [DONE]\n\n"));
+            out.extend(deltas.map(|d| openai_chunk(model, json!({"content": d}), Value::Null)));
+            out.push(openai_chunk(model, json!({}), json!("stop")));
+            out.push(openai_end(model, usage(api, prompt, completion)));
             out
         }
         Api::Anthropic => {
-            let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
             let mut out = vec![
-                event(
-                    "message_start",
-                    json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
-                    "content": [], "model": model, "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
-                ),
-                event(
+                anthropic_start(model, prompt),
+                anthropic_event(
                     "content_block_start",
                     json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
                 ),
             ];
-            out.extend((0..chunks).map(|i| {
-                event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": delta(i)}}))
+            out.extend(deltas.map(|d| {
+                anthropic_event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}}))
             }));
-            out.push(event(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0}),
-            ));
-            out.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": completion}})));
-            out.push(event("message_stop", json!({"type": "message_stop"})));
+            out.extend(anthropic_end("end_turn", completion));
             out
         }
         Api::Gemini => {
-            let mut out: Vec<String> = (0..chunks)
-                .map(|i| {
-                    let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": delta(i)}]}, "index": 0}], "modelVersion": model});
+            let mut out: Vec<String> = deltas
+                .map(|d| {
+                    let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": d}]}, "index": 0}], "modelVersion": model});
                     format!("data: {chunk}\r\n\r\n")
                 })
                 .collect();
             let last = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion},
-                "modelVersion": model});
+                "usageMetadata": usage(api, prompt, completion), "modelVersion": model});
             out.push(format!("data: {last}\r\n\r\n"));
             out
         }
     }
 }
 
-fn streamed(api: Api, model: &str, behaviour: Behaviour, prompt: u64) -> Response<Body> {
-    let mut events = events(api, model, behaviour.chunks, prompt);
+/// The SSE events of a streamed tool call, in the provider's own format: OpenAI and Anthropic
+/// open the call and then send its arguments in pieces, Gemini sends it whole in one chunk.
+fn call_events(api: Api, model: &str, call: tools::Call, prompt: u64) -> Vec<String> {
+    let completion = call.tokens();
+    match api {
+        Api::OpenAi => {
+            let opening = json!({"role": "assistant", "content": null, "tool_calls": [
+                {"index": 0, "id": "call_mock", "type": "function", "function": {"name": call.name, "arguments": ""}}
+            ]});
+            let mut out = vec![openai_chunk(model, opening, Value::Null)];
+            out.extend(call.pieces().map(|piece| {
+                let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+                openai_chunk(model, delta, Value::Null)
+            }));
+            out.push(openai_chunk(model, json!({}), json!("tool_calls")));
+            out.push(openai_end(model, usage(api, prompt, completion)));
+            out
+        }
+        Api::Anthropic => {
+            let mut out = vec![
+                anthropic_start(model, prompt),
+                anthropic_event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                           "content_block": {"type": "tool_use", "id": "toolu_mock", "name": call.name, "input": {}}}),
+                ),
+            ];
+            out.extend(call.pieces().map(|piece| {
+                anthropic_event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}}))
+            }));
+            out.extend(anthropic_end("tool_use", completion));
+            out
+        }
+        Api::Gemini => {
+            let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.input}}]},
+                                "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage(api, prompt, completion), "modelVersion": model});
+            vec![format!("data: {chunk}\r\n\r\n")]
+        }
+    }
+}
+
+fn streamed(
+    api: Api,
+    model: &str,
+    answer: Answer,
+    behaviour: Behaviour,
+    prompt: u64,
+) -> Response<Body> {
+    let mut events = match answer {
+        Answer::Words(n) => text_events(
+            api,
+            model,
+            (0..n).map(|i| format!("tok{i} ")),
+            u64::from(n),
+            prompt,
+        ),
+        Answer::Echo(text) => {
+            let completion = words(&text).count() as u64;
+            text_events(
+                api,
+                model,
+                words(&text).map(str::to_owned),
+                completion,
+                prompt,
+            )
+        }
+        Answer::Call(call) => call_events(api, model, call, prompt),
+    };
     // Cut after the opening events and `drop_after` deltas: the body errors, so the connection
     // is closed without the end of the answer.
     let opening = match api {
