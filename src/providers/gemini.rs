@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
     ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, Role, StreamEvent, Usage, system_prompt,
+    ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolChoice, ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Gemini;
@@ -141,6 +141,13 @@ fn request_body(req: &ChatRequest) -> Value {
     if let Some(system) = system_prompt(&req.messages) {
         body["systemInstruction"] = json!({ "parts": [{ "text": system }] });
     }
+    if !req.tools.is_empty() {
+        let declarations: Vec<Value> = req.tools.iter().map(function_declaration).collect();
+        body["tools"] = json!([{ "functionDeclarations": declarations }]);
+    }
+    if let Some(choice) = &req.tool_choice {
+        body["toolConfig"] = json!({ "functionCallingConfig": function_calling_config(choice) });
+    }
     let mut config = Map::new();
     if let Some(max) = req.max_tokens {
         config.insert("maxOutputTokens".into(), json!(max));
@@ -160,10 +167,46 @@ fn request_body(req: &ChatRequest) -> Value {
             json!({ "thinkingBudget": thinking_budget(effort) }),
         );
     }
+    match &req.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            config.insert("responseJsonSchema".into(), schema.clone());
+        }
+        Some(ResponseFormat::JsonObject) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some(ResponseFormat::Text) | None => {}
+    }
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
     body
+}
+
+/// A tool as a `FunctionDeclaration`. The schema goes in `parametersJsonSchema`, which takes
+/// standard JSON Schema as OpenAI's callers write it (`additionalProperties`, `$ref`, `anyOf`,
+/// lowercase types …); `parameters` takes only Gemini's OpenAPI 3.0 subset and refuses much of
+/// that. `strict` has no counterpart and is dropped.
+fn function_declaration(def: &ToolDef) -> Value {
+    let mut declaration = json!({ "name": def.name });
+    if let Some(description) = &def.description {
+        declaration["description"] = json!(description);
+    }
+    if let Some(parameters) = &def.parameters {
+        declaration["parametersJsonSchema"] = parameters.clone();
+    }
+    declaration
+}
+
+/// `tool_choice` as `functionCallingConfig`. Gemini has no switch for `parallel_tool_calls`: it
+/// is ignored, and the model may ask for several calls at once whatever it says.
+fn function_calling_config(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => json!({ "mode": "AUTO" }),
+        ToolChoice::None => json!({ "mode": "NONE" }),
+        ToolChoice::Required => json!({ "mode": "ANY" }),
+        ToolChoice::Function(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
+    }
 }
 
 fn parts(content: &Content) -> Vec<Value> {
@@ -1013,5 +1056,112 @@ mod tests {
             assert!(!r.url.as_str().contains(key));
             assert_eq!(r.headers["traceparent"], trace.traceparent.as_str());
         }
+    }
+
+    fn tool_def(name: &str, description: Option<&str>, parameters: Option<Value>) -> ToolDef {
+        ToolDef {
+            name: name.into(),
+            description: description.map(Into::into),
+            parameters,
+            strict: Some(true),
+        }
+    }
+
+    fn weather_tools(model: &str) -> ChatRequest {
+        let schema = json!({
+            "type": "object",
+            "properties": { "city": { "type": "string" }, "unit": { "enum": ["celsius", "fahrenheit"] } },
+            "required": ["city"],
+            "additionalProperties": false
+        });
+        ChatRequest {
+            tools: vec![
+                tool_def("get_weather", Some("The weather now."), Some(schema)),
+                tool_def("get_time", None, None),
+            ],
+            ..request(
+                model,
+                vec![text(Role::User, "Weather in Paris and London?")],
+            )
+        }
+    }
+
+    #[test]
+    fn tools_become_function_declarations_with_their_json_schema() {
+        let req = ChatRequest {
+            parallel_tool_calls: Some(false),
+            ..weather_tools("gemini-2.5-flash")
+        };
+        let body = request_body(&req);
+        assert_eq!(
+            body["tools"],
+            json!([{ "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "The weather now.",
+                    "parametersJsonSchema": req.tools[0].parameters.clone().unwrap()
+                },
+                { "name": "get_time" }
+            ]}])
+        );
+        // No tool_choice: Gemini's default (AUTO); parallel_tool_calls has no counterpart.
+        assert_eq!(
+            body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["contents", "tools"]
+        );
+    }
+
+    #[test]
+    fn tool_choice_becomes_a_function_calling_mode() {
+        for (choice, config) in [
+            (ToolChoice::Auto, json!({ "mode": "AUTO" })),
+            (ToolChoice::None, json!({ "mode": "NONE" })),
+            (ToolChoice::Required, json!({ "mode": "ANY" })),
+            (
+                ToolChoice::Function("get_time".into()),
+                json!({ "mode": "ANY", "allowedFunctionNames": ["get_time"] }),
+            ),
+        ] {
+            let req = ChatRequest {
+                tool_choice: Some(choice.clone()),
+                ..weather_tools("gemini-2.5-flash")
+            };
+            assert_eq!(
+                request_body(&req)["toolConfig"],
+                json!({ "functionCallingConfig": config }),
+                "{choice:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_format_sets_the_mime_type_and_the_json_schema() {
+        let schema = json!({ "type": "object", "properties": { "n": { "type": "integer" } } });
+        let format = |format| ChatRequest {
+            max_tokens: Some(64),
+            response_format: Some(format),
+            ..request("gemini-2.5-flash", vec![text(Role::User, "A number.")])
+        };
+        let config = |format| request_body(&format)["generationConfig"].clone();
+        assert_eq!(
+            config(format(ResponseFormat::JsonSchema {
+                name: "number".into(),
+                schema: schema.clone(),
+                strict: Some(true),
+            })),
+            json!({
+                "maxOutputTokens": 64,
+                "responseMimeType": "application/json",
+                "responseJsonSchema": schema
+            })
+        );
+        assert_eq!(
+            config(format(ResponseFormat::JsonObject)),
+            json!({ "maxOutputTokens": 64, "responseMimeType": "application/json" })
+        );
+        assert_eq!(
+            config(format(ResponseFormat::Text)),
+            json!({ "maxOutputTokens": 64 })
+        );
     }
 }
