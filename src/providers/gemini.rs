@@ -1,6 +1,11 @@
 //! Google Gemini through the Generative Language API with an AI Studio key: `generateContent`
 //! and `streamGenerateContent?alt=sse`. Request bodies use the canonical lowerCamelCase
 //! spelling throughout (the server also accepts snake_case; one spelling avoids mixing them).
+//!
+//! Tool calls are mapped between OpenAI's shapes, which callers speak, and Gemini's
+//! `functionCall` / `functionResponse` parts. Gemini may give a call no id, and a thinking model
+//! signs its calls with a `thoughtSignature` that must come back with the history; both travel
+//! in the id the caller sees (see [`call_id`]).
 
 use std::time::Duration;
 
@@ -13,7 +18,8 @@ use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
     ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolChoice, ToolDef, Usage, system_prompt,
+    ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice,
+    ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Gemini;
@@ -34,7 +40,7 @@ impl Adapter for Gemini {
     const CATALOG: &'static [ModelInfo] = CATALOG;
     /// Each call appends its model and method.
     const ENDPOINT: &'static str = "/v1beta/models/";
-    type StreamState = ();
+    type StreamState = StreamCalls;
 
     fn request(
         endpoint: &reqwest::Url,
@@ -56,8 +62,11 @@ impl Adapter for Gemini {
 
     /// There is no end event: the answer ends with the body, after the chunk with
     /// `finishReason`.
-    fn parse_stream_event(event: &SseEvent, _: &mut ()) -> Result<Option<Vec<StreamEvent>>, Error> {
-        parse_stream_data(&event.data).map(Some)
+    fn parse_stream_event(
+        event: &SseEvent,
+        state: &mut StreamCalls,
+    ) -> Result<Option<Vec<StreamEvent>>, Error> {
+        parse_stream_data(&event.data, state).map(Some)
     }
 
     fn parse_error(_: u16, body: &[u8]) -> Fault {
@@ -209,6 +218,41 @@ fn function_calling_config(choice: &ToolChoice) -> Value {
     }
 }
 
+/// Parts an id from the thought signature it carries.
+const SIGNATURE_MARK: &str = "~ts~";
+
+/// The id a caller sees for a call Gemini asked for. It is Gemini's own `id` when Gemini gave
+/// one, else `call_` and 16 hex digits of a hash of the call's place in the answer, its name
+/// and its arguments: the same answer gets the same ids, streamed or not. A call signed with a
+/// `thoughtSignature` carries it after [`SIGNATURE_MARK`], since Gemini refuses a replayed
+/// history whose calls lost their signatures, and the id is the one thing of a call every
+/// OpenAI client passes back unchanged. Callers must treat ids as opaque and send them back
+/// as they came (OpenAI's SDKs do).
+fn call_id(index: u32, call: &WireFunctionCall, args: &str, signature: Option<&str>) -> String {
+    let mut id = match &call.id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => format!("call_{:016x}", fnv1a(index, &call.name, args)),
+    };
+    if let Some(signature) = signature {
+        id.push_str(SIGNATURE_MARK);
+        id.push_str(signature);
+    }
+    id
+}
+
+/// FNV-1a, 64 bits: small, stable across builds and platforms (unlike `std`'s hasher), and
+/// only needs to tell the calls of one conversation apart. The index has a fixed width and
+/// 0xff, which UTF-8 never holds, ends each field, so no two calls feed it the same bytes.
+fn fnv1a(index: u32, name: &str, args: &str) -> u64 {
+    let fields = [&index.to_le_bytes()[..], name.as_bytes(), args.as_bytes()];
+    fields
+        .iter()
+        .flat_map(|field| field.iter().chain(&[0xff]))
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
 fn parts(content: &Content) -> Vec<Value> {
     match content {
         Content::Text(text) => vec![json!({ "text": text })],
@@ -307,10 +351,22 @@ struct WireContent {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct WirePart {
     text: Option<String>,
     #[serde(default)]
     thought: bool,
+    function_call: Option<WireFunctionCall>,
+    thought_signature: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionCall {
+    id: Option<String>,
+    #[serde(default)]
+    name: String,
+    /// Absent, or `null`, when the function takes no arguments.
+    args: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -329,6 +385,23 @@ impl WireCandidate {
             .filter_map(|p| p.text.as_deref())
             .collect()
     }
+
+    /// The calls the answer asks for, in order; `first` is the place of the first of them in
+    /// the whole answer (a stream's chunks each hold only the new calls).
+    fn tool_calls(&self, first: u32) -> Vec<ToolCall> {
+        self.content
+            .iter()
+            .flat_map(|c| c.parts.iter().flatten())
+            .filter_map(|p| Some((p.function_call.as_ref()?, p.thought_signature.as_deref())))
+            .zip(first..)
+            .map(|((call, signature), index)| {
+                let args = call.args.clone().unwrap_or_default();
+                let args = Value::Object(args).to_string();
+                let id = call_id(index, call, &args, signature);
+                ToolCall::function(id, call.name.clone(), args)
+            })
+            .collect()
+    }
 }
 
 impl WireResponse {
@@ -338,6 +411,15 @@ impl WireResponse {
         self.candidates
             .is_empty()
             .then(|| rejected(&format!("the prompt was blocked ({reason})")))
+    }
+}
+
+/// Gemini has no finish reason of its own for calls: an answer with calls that stopped
+/// normally asked for tools.
+fn finish_with_calls(value: Option<&str>, has_calls: bool) -> FinishReason {
+    match finish_reason(value) {
+        FinishReason::Stop if has_calls => FinishReason::ToolCalls,
+        reason => reason,
     }
 }
 
@@ -366,19 +448,32 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         .candidates
         .first()
         .ok_or_else(|| invalid_body(NAME, "response (no candidates)"))?;
+    let tool_calls = candidate.tool_calls(0);
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
+        finish_reason: finish_with_calls(
+            candidate.finish_reason.as_deref(),
+            !tool_calls.is_empty(),
+        ),
+        tool_calls,
         id: wire.response_id,
         model: wire.model_version,
         content: candidate.text(),
         usage: wire.usage_metadata.map(Usage::from).unwrap_or_default(),
-        finish_reason: finish_reason(candidate.finish_reason.as_deref()),
     })
 }
 
-/// One `data:` payload of the stream: a whole `GenerateContentResponse` with only the new text.
-/// Usage is complete only on the last chunk, so it is sent each time and the last one wins.
-fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
+/// What a stream remembers: how many calls it has passed on, which numbers the next one and
+/// says, at the finish, that the answer asked for tools.
+#[derive(Default)]
+pub(crate) struct StreamCalls {
+    calls: u32,
+}
+
+/// One `data:` payload of the stream: a whole `GenerateContentResponse` with only the new text
+/// and the new calls. Gemini sends each call whole in one chunk, so each is one delta with its
+/// id, name and all its arguments. Usage is complete only on the last chunk, so it is sent each
+/// time and the last one wins.
+fn parse_stream_data(data: &str, state: &mut StreamCalls) -> Result<Vec<StreamEvent>, Error> {
     if data.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -399,8 +494,20 @@ fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
         if !text.is_empty() {
             events.push(StreamEvent::Delta(text));
         }
+        for call in candidate.tool_calls(state.calls) {
+            events.push(StreamEvent::ToolCall(ToolCallDelta {
+                index: state.calls,
+                id: Some(call.id),
+                name: Some(call.function.name),
+                arguments: call.function.arguments,
+            }));
+            state.calls += 1;
+        }
         if let Some(reason) = candidate.finish_reason.as_deref() {
-            events.push(StreamEvent::Finish(finish_reason(Some(reason))));
+            events.push(StreamEvent::Finish(finish_with_calls(
+                Some(reason),
+                state.calls > 0,
+            )));
         }
     }
     if let Some(usage) = chunk.usage_metadata {
@@ -847,23 +954,28 @@ mod tests {
         }
     }
 
+    /// One event of a stream that has just begun.
+    fn stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
+        parse_stream_data(data, &mut StreamCalls::default())
+    }
+
     #[test]
     fn errors_and_blocks_inside_a_stream_are_errors() {
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"12.5s"}]}}"#,
         )
         .unwrap_err();
         assert_eq!((err.kind, err.retryable), (ErrorKind::RateLimited, true));
         assert_eq!(err.retry_after, Some(Duration::from_millis(12_500)));
         assert_eq!(err.message, "gemini: slow down");
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
-        let err = parse_stream_data(r#"{"error":{"code":400,"message":"bad"}}"#).unwrap_err();
+        let err = stream_data(r#"{"error":{"code":400,"message":"bad"}}"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderRejected);
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"modelVersion":"gemini-2.5-flash"}"#,
         )
         .unwrap_err();
@@ -872,7 +984,7 @@ mod tests {
             (ErrorKind::ProviderRejected, false)
         );
         assert_eq!(
-            parse_stream_data("not json").unwrap_err().kind,
+            stream_data("not json").unwrap_err().kind,
             ErrorKind::ProviderUnavailable
         );
     }
@@ -1058,6 +1170,12 @@ mod tests {
         }
     }
 
+    const SIGNATURE: &str =
+        "CpwCAdHtim9nQ2x3+v/8Zk1aVJ0cWnBfR4s7TqLyE2uXo5hD6gKc0Mz1Pj+Q8rN3wYtA==";
+    /// The ids of the fixture answer's two calls, pinned: a replay days later must match.
+    const PARIS_ID: &str = "call_37c52fc2882822af";
+    const LONDON_ID: &str = "call_028e0ab334bc7d37";
+
     fn tool_def(name: &str, description: Option<&str>, parameters: Option<Value>) -> ToolDef {
         ToolDef {
             name: name.into(),
@@ -1065,6 +1183,10 @@ mod tests {
             parameters,
             strict: Some(true),
         }
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall::function(id.into(), name.into(), arguments.into())
     }
 
     fn weather_tools(model: &str) -> ChatRequest {
@@ -1162,6 +1284,96 @@ mod tests {
         assert_eq!(
             config(format(ResponseFormat::Text)),
             json!({ "maxOutputTokens": 64 })
+        );
+    }
+
+    #[test]
+    fn call_ids_carry_gemini_ids_and_signatures() {
+        let wire = |id: Option<&str>| WireFunctionCall {
+            id: id.map(Into::into),
+            name: "f".into(),
+            args: None,
+        };
+        assert_eq!(
+            call_id(3, &wire(Some("gem-7")), "{}", Some("c2ln")),
+            "gem-7~ts~c2ln"
+        );
+        let ours = call_id(3, &wire(None), "{}", None);
+        assert_eq!(ours, call_id(3, &wire(Some("")), "{}", None));
+        // Place, name and arguments each tell calls apart.
+        assert_ne!(ours, call_id(4, &wire(None), "{}", None));
+        assert_ne!(ours, call_id(3, &wire(None), r#"{"a":1}"#, None));
+        assert_ne!(fnv1a(0, "ab", "c"), fnv1a(0, "a", "bc"));
+    }
+
+    #[test]
+    fn function_calls_are_parsed_with_stable_ids() {
+        let body = fixture::<Gemini>("generate_content_response_function_call.json");
+        let r = parse_response(&body).unwrap();
+        assert_eq!(
+            r.tool_calls,
+            [
+                call(
+                    &format!("{PARIS_ID}~ts~{SIGNATURE}"),
+                    "get_weather",
+                    r#"{"city":"Paris","unit":"celsius"}"#
+                ),
+                call(
+                    LONDON_ID,
+                    "get_weather",
+                    r#"{"city":"London","unit":"celsius"}"#
+                ),
+            ]
+        );
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.content, "");
+        assert_eq!(parse_response(&body).unwrap().tool_calls, r.tool_calls);
+
+        // Gemini's own id is kept; a cut-off answer keeps its reason; no args is `{}`.
+        let r = parse_response(
+            br#"{"candidates":[{"content":{"parts":[{"text":"Sure."},{"functionCall":{"id":"gem-7","name":"get_time"}}]},"finishReason":"MAX_TOKENS"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.tool_calls, [call("gem-7", "get_time", "{}")]);
+        assert_eq!(
+            (r.content.as_str(), r.finish_reason),
+            ("Sure.", FinishReason::Length)
+        );
+    }
+
+    #[test]
+    fn a_streamed_call_is_one_whole_delta_with_the_same_id() {
+        let events = stream_events::<Gemini>(&fixture::<Gemini>(
+            "stream_generate_content_function_call.sse",
+        ))
+        .unwrap();
+        let delta = |index, id: &str, city: &str| {
+            StreamEvent::ToolCall(ToolCallDelta {
+                index,
+                id: Some(id.into()),
+                name: Some("get_weather".into()),
+                arguments: format!(r#"{{"city":"{city}","unit":"celsius"}}"#),
+            })
+        };
+        let calls: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::ToolCall(_) | StreamEvent::Finish(_)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                delta(0, &format!("{PARIS_ID}~ts~{SIGNATURE}"), "Paris"),
+                delta(1, LONDON_ID, "London"),
+                StreamEvent::Finish(FinishReason::ToolCalls),
+            ]
+        );
+        assert_eq!(text_of(&events), "Checking both cities.");
+        // Streamed or not, the same answer has the same calls.
+        let whole = fixture::<Gemini>("generate_content_response_function_call.json");
+        assert_eq!(
+            tool_calls_of(&events),
+            parse_response(&whole).unwrap().tool_calls
         );
     }
 }

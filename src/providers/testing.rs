@@ -81,3 +81,14 @@ pub(super) fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
         ..ChatRequest::default()
     }
 }
+
+/// The tool calls a stream's pieces add up to.
+pub(super) fn tool_calls_of(events: &[StreamEvent]) -> Vec<crate::types::ToolCall> {
+    let mut assembler = crate::types::ToolCallAssembler::default();
+    for event in events {
+        if let StreamEvent::ToolCall(delta) = event {
+            assembler.push(delta);
+        }
+    }
+    assembler.finish()
+}
