@@ -7,6 +7,7 @@
 //! signs its calls with a `thoughtSignature` that must come back with the history; both travel
 //! in the id the caller sees (see [`call_id`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,9 +18,9 @@ use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
-    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice,
-    ToolDef, Usage, system_prompt,
+    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, Message, ModelInfo, Part,
+    ProviderName, ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta,
+    ToolChoice, ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Gemini;
@@ -52,7 +53,7 @@ impl Adapter for Gemini {
             url: endpoint_for(endpoint, &req.model, stream)?,
             auth: ("x-goog-api-key", key.to_owned()),
             headers: &[],
-            body: request_body(req),
+            body: request_body(req)?,
         })
     }
 
@@ -124,19 +125,24 @@ fn rejected(message: &str) -> Error {
 
 /// Builds `GenerateContentRequest`. System messages become one `systemInstruction`; the other
 /// roles map to `user`/`model`, and consecutive turns of one role are merged because Gemini
-/// expects the two roles to alternate.
-fn request_body(req: &ChatRequest) -> Value {
+/// expects the two roles to alternate (which also puts the results of parallel calls in one
+/// `user` turn, as Gemini wants them). A request without tools is sent as it was before tools
+/// existed.
+fn request_body(req: &ChatRequest) -> Result<Value, Error> {
+    // The name of each call made so far, by id: a `functionResponse` must name its function,
+    // and a `tool` message only names the call.
+    let mut names: HashMap<&str, &str> = HashMap::new();
     let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
     for message in &req.messages {
-        let role = match message.role {
+        let (role, parts) = match message.role {
             Role::System => continue,
-            Role::User | Role::Tool => "user",
-            Role::Assistant => "model",
+            Role::User => ("user", content_parts(message)),
+            Role::Tool => ("user", vec![function_response_part(message, &names)?]),
+            Role::Assistant => ("model", model_parts(message, &mut names)?),
         };
-        let Some(content) = &message.content else {
+        if message.content.is_none() && parts.is_empty() {
             continue;
-        };
-        let parts = parts(content);
+        }
         match turns.last_mut() {
             Some((last, merged)) if *last == role => merged.extend(parts),
             _ => turns.push((role, parts)),
@@ -189,7 +195,29 @@ fn request_body(req: &ChatRequest) -> Value {
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
-    body
+    Ok(body)
+}
+
+fn content_parts(message: &Message) -> Vec<Value> {
+    message.content.as_ref().map(parts).unwrap_or_default()
+}
+
+/// An assistant turn: what it said, then the calls it made, each remembered by id for the
+/// results that answer it.
+fn model_parts<'a>(
+    message: &'a Message,
+    names: &mut HashMap<&'a str, &'a str>,
+) -> Result<Vec<Value>, Error> {
+    let mut parts = content_parts(message);
+    if !message.tool_calls.is_empty() {
+        // OpenAI's clients send "" beside calls; Gemini refuses an empty text part.
+        parts.retain(|part| part.get("text").and_then(Value::as_str) != Some(""));
+    }
+    for call in &message.tool_calls {
+        names.insert(&call.id, &call.function.name);
+        parts.push(function_call_part(call)?);
+    }
+    Ok(parts)
 }
 
 /// A tool as a `FunctionDeclaration`. The schema goes in `parametersJsonSchema`, which takes
@@ -218,6 +246,42 @@ fn function_calling_config(choice: &ToolChoice) -> Value {
     }
 }
 
+/// A replayed call as the `functionCall` part Gemini made, its signature back on the part.
+fn function_call_part(call: &ToolCall) -> Result<Value, Error> {
+    let args: Map<String, Value> = serde_json::from_str(&call.function.arguments)
+        .map_err(|_| rejected("tool call arguments must be the JSON text of an object"))?;
+    let (id, signature) = split_call_id(&call.id);
+    let mut function_call = json!({ "name": call.function.name, "args": args });
+    if let Some(id) = id {
+        function_call["id"] = json!(id);
+    }
+    let mut part = json!({ "functionCall": function_call });
+    if let Some(signature) = signature {
+        part["thoughtSignature"] = json!(signature);
+    }
+    Ok(part)
+}
+
+/// A `tool` message as a `functionResponse` part. Gemini wants an object: a result that is the
+/// JSON text of one is sent as that object, any other text as `{"content": <text>}`.
+fn function_response_part(message: &Message, names: &HashMap<&str, &str>) -> Result<Value, Error> {
+    let (call_id, name) = message
+        .tool_call_id
+        .as_deref()
+        .and_then(|id| Some((id, *names.get(id)?)))
+        .ok_or_else(|| rejected("a tool message answers no earlier tool call"))?;
+    let text = message.text();
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => json!({ "content": text }),
+    };
+    let mut function_response = json!({ "name": name, "response": response });
+    if let (Some(id), _) = split_call_id(call_id) {
+        function_response["id"] = json!(id);
+    }
+    Ok(json!({ "functionResponse": function_response }))
+}
+
 /// Parts an id from the thought signature it carries.
 const SIGNATURE_MARK: &str = "~ts~";
 
@@ -238,6 +302,21 @@ fn call_id(index: u32, call: &WireFunctionCall, args: &str, signature: Option<&s
         id.push_str(signature);
     }
     id
+}
+
+/// An id taken apart: the id to send Gemini, if any, and the thought signature, if any. Ids of
+/// our own making (`call_` and 16 hex digits) are never sent: Gemini did not give them. Any
+/// other id is, in `functionCall.id` and the answering `functionResponse.id`; Gemini takes the
+/// id as the client's to pair the two.
+fn split_call_id(id: &str) -> (Option<&str>, Option<&str>) {
+    let (id, signature) = match id.split_once(SIGNATURE_MARK) {
+        Some((id, signature)) => (id, Some(signature)),
+        None => (id, None),
+    };
+    let ours = id.strip_prefix("call_").is_some_and(|hex| {
+        hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    });
+    ((!ours && !id.is_empty()).then_some(id), signature)
 }
 
 /// FNV-1a, 64 bits: small, stable across builds and platforms (unlike `std`'s hasher), and
@@ -676,7 +755,7 @@ mod tests {
                 .replace("\"mime_type\"", "\"mimeType\""),
         )
         .unwrap();
-        let body = request_body(&fixture_request("gemini-2.0-flash"));
+        let body = request_body(&fixture_request("gemini-2.0-flash")).unwrap();
         assert_eq!(body["systemInstruction"], fixture["systemInstruction"]);
         assert_eq!(body["contents"], fixture["contents"]);
         // topK and candidateCount have no counterpart in a ChatRequest.
@@ -692,7 +771,7 @@ mod tests {
     fn reasoning_effort_sets_a_thinking_budget_only_on_thinking_models() {
         let mut req = fixture_request("gemini-2.0-flash");
         req.reasoning_effort = Some(ReasoningEffort::High);
-        let body = request_body(&req);
+        let body = request_body(&req).unwrap();
         assert!(body["generationConfig"].get("thinkingConfig").is_none());
         for (model, effort, budget) in [
             ("gemini-2.5-flash", ReasoningEffort::Low, 1024),
@@ -701,7 +780,7 @@ mod tests {
         ] {
             req.model = model.into();
             req.reasoning_effort = Some(effort);
-            let body = request_body(&req);
+            let body = request_body(&req).unwrap();
             assert_eq!(
                 body["generationConfig"]["thinkingConfig"],
                 json!({ "thinkingBudget": budget }),
@@ -724,7 +803,7 @@ mod tests {
                 text(Role::User, "five"),
             ],
         );
-        let body = request_body(&req);
+        let body = request_body(&req).unwrap();
         assert_eq!(
             body,
             json!({
@@ -1214,7 +1293,7 @@ mod tests {
             parallel_tool_calls: Some(false),
             ..weather_tools("gemini-2.5-flash")
         };
-        let body = request_body(&req);
+        let body = request_body(&req).unwrap();
         assert_eq!(
             body["tools"],
             json!([{ "functionDeclarations": [
@@ -1249,7 +1328,7 @@ mod tests {
                 ..weather_tools("gemini-2.5-flash")
             };
             assert_eq!(
-                request_body(&req)["toolConfig"],
+                request_body(&req).unwrap()["toolConfig"],
                 json!({ "functionCallingConfig": config }),
                 "{choice:?}"
             );
@@ -1264,7 +1343,7 @@ mod tests {
             response_format: Some(format),
             ..request("gemini-2.5-flash", vec![text(Role::User, "A number.")])
         };
-        let config = |format| request_body(&format)["generationConfig"].clone();
+        let config = |format| request_body(&format).unwrap()["generationConfig"].clone();
         assert_eq!(
             config(format(ResponseFormat::JsonSchema {
                 name: "number".into(),
@@ -1288,7 +1367,91 @@ mod tests {
     }
 
     #[test]
-    fn call_ids_carry_gemini_ids_and_signatures() {
+    fn replayed_calls_and_results_become_function_parts() {
+        let paris = format!("{PARIS_ID}~ts~{SIGNATURE}");
+        let req = request(
+            "gemini-2.5-flash",
+            vec![
+                text(Role::User, "Weather in Paris and London?"),
+                // OpenAI's clients may send "" beside calls.
+                assistant_calls(
+                    Some(""),
+                    vec![
+                        call(&paris, "get_weather", r#"{"city":"Paris"}"#),
+                        call(LONDON_ID, "get_weather", r#"{"city":"London"}"#),
+                    ],
+                ),
+                tool_message(&paris, Content::Text(r#"{"temp_c":21}"#.into())),
+                tool_message(LONDON_ID, Content::Text("Rain, 14°C".into())),
+                // A call Gemini gave its own id, and a call with no arguments.
+                assistant_calls(Some("And the time?"), vec![call("gem-7", "get_time", "{}")]),
+                tool_message("gem-7", Content::Text("[\"12:00\"]".into())),
+                text(Role::User, "Thanks."),
+            ],
+        );
+        assert_eq!(
+            request_body(&req).unwrap()["contents"],
+            json!([
+                { "role": "user", "parts": [{ "text": "Weather in Paris and London?" }] },
+                { "role": "model", "parts": [
+                    {
+                        "functionCall": { "name": "get_weather", "args": { "city": "Paris" } },
+                        "thoughtSignature": SIGNATURE
+                    },
+                    { "functionCall": { "name": "get_weather", "args": { "city": "London" } } }
+                ]},
+                { "role": "user", "parts": [
+                    { "functionResponse": { "name": "get_weather", "response": { "temp_c": 21 } } },
+                    { "functionResponse": {
+                        "name": "get_weather", "response": { "content": "Rain, 14°C" }
+                    }}
+                ]},
+                { "role": "model", "parts": [
+                    { "text": "And the time?" },
+                    { "functionCall": { "id": "gem-7", "name": "get_time", "args": {} } }
+                ]},
+                { "role": "user", "parts": [
+                    { "functionResponse": {
+                        "id": "gem-7", "name": "get_time", "response": { "content": "[\"12:00\"]" }
+                    }},
+                    { "text": "Thanks." }
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_tool_message_answering_no_earlier_call_is_refused() {
+        let req = request(
+            "gemini-2.5-flash",
+            vec![
+                tool_message("call_1", Content::Text("early".into())),
+                assistant_calls(None, vec![call("call_1", "get_time", "{}")]),
+            ],
+        );
+        let err = request_body(&req).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderRejected);
+    }
+
+    #[test]
+    fn call_ids_carry_gemini_ids_and_signatures_and_come_apart_again() {
+        assert_eq!(split_call_id(PARIS_ID), (None, None));
+        assert_eq!(
+            split_call_id(&format!("{PARIS_ID}~ts~{SIGNATURE}")),
+            (None, Some(SIGNATURE))
+        );
+        assert_eq!(
+            split_call_id("gem-7~ts~c2ln"),
+            (Some("gem-7"), Some("c2ln"))
+        );
+        // Ids from elsewhere (another provider's loop) pass as ids; only ours are held back.
+        for foreign in [
+            "call_abc123",
+            "toolu_01A09q90qw90lq917835lq9",
+            "call_37c52fc2882822aZ",
+        ] {
+            assert_eq!(split_call_id(foreign), (Some(foreign), None));
+        }
         let wire = |id: Option<&str>| WireFunctionCall {
             id: id.map(Into::into),
             name: "f".into(),
@@ -1374,6 +1537,34 @@ mod tests {
         assert_eq!(
             tool_calls_of(&events),
             parse_response(&whole).unwrap().tool_calls
+        );
+    }
+
+    #[test]
+    fn replaying_an_answer_sends_its_parts_back_as_they_came() {
+        let body = fixture::<Gemini>("generate_content_response_function_call.json");
+        let answer = parse_response(&body).unwrap();
+        let mut messages = vec![
+            text(Role::User, "Weather in Paris and London?"),
+            assistant_calls(None, answer.tool_calls.clone()),
+        ];
+        for call in &answer.tool_calls {
+            messages.push(tool_message(&call.id, Content::Text("sunny".into())));
+        }
+        let req = ChatRequest {
+            messages,
+            ..weather_tools("gemini-2.5-flash")
+        };
+        let contents = request_body(&req).unwrap()["contents"].clone();
+        let answered = fixture_json::<Gemini>("generate_content_response_function_call.json");
+        assert_eq!(contents[1], answered["candidates"][0]["content"]);
+        let response = json!({ "name": "get_weather", "response": { "content": "sunny" } });
+        assert_eq!(
+            contents[2],
+            json!({ "role": "user", "parts": [
+                { "functionResponse": response },
+                { "functionResponse": response }
+            ]})
         );
     }
 }

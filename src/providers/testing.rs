@@ -92,3 +92,20 @@ pub(super) fn tool_calls_of(events: &[StreamEvent]) -> Vec<crate::types::ToolCal
     }
     assembler.finish()
 }
+
+/// An assistant turn of a tool loop: what it said, if anything, and the calls it made.
+pub(super) fn assistant_calls(said: Option<&str>, calls: Vec<crate::types::ToolCall>) -> Message {
+    Message {
+        content: said.map(|text| Content::Text(text.into())),
+        tool_calls: calls,
+        ..Message::new(Role::Assistant, Content::Text(String::new()))
+    }
+}
+
+/// A tool's result, answering the call `id`.
+pub(super) fn tool_message(id: &str, content: Content) -> Message {
+    Message {
+        tool_call_id: Some(id.into()),
+        ..Message::new(Role::Tool, content)
+    }
+}
