@@ -1,7 +1,13 @@
 //! Google Gemini through the Generative Language API with an AI Studio key: `generateContent`
 //! and `streamGenerateContent?alt=sse`. Request bodies use the canonical lowerCamelCase
 //! spelling throughout (the server also accepts snake_case; one spelling avoids mixing them).
+//!
+//! Tool calls are mapped between OpenAI's shapes, which callers speak, and Gemini's
+//! `functionCall` / `functionResponse` parts. Gemini may give a call no id, and a thinking model
+//! signs its calls with a `thoughtSignature` that must come back with the history; both travel
+//! in the id the caller sees (see [`call_id`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,8 +18,9 @@ use super::{Adapter, Fault, Outgoing};
 use crate::error::{Error, ErrorKind};
 use crate::sse::SseEvent;
 use crate::types::{
-    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, ModelInfo, Part, ProviderName,
-    ReasoningEffort, Role, StreamEvent, Usage, system_prompt,
+    ChatRequest, ChatResponse, Content, FinishReason, ImageSource, Message, ModelInfo, Part,
+    ProviderName, ReasoningEffort, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallDelta,
+    ToolChoice, ToolDef, Usage, system_prompt,
 };
 
 const NAME: ProviderName = ProviderName::Gemini;
@@ -34,7 +41,7 @@ impl Adapter for Gemini {
     const CATALOG: &'static [ModelInfo] = CATALOG;
     /// Each call appends its model and method.
     const ENDPOINT: &'static str = "/v1beta/models/";
-    type StreamState = ();
+    type StreamState = StreamCalls;
 
     fn request(
         endpoint: &reqwest::Url,
@@ -46,7 +53,7 @@ impl Adapter for Gemini {
             url: endpoint_for(endpoint, &req.model, stream)?,
             auth: ("x-goog-api-key", key.to_owned()),
             headers: &[],
-            body: request_body(req),
+            body: request_body(req)?,
         })
     }
 
@@ -56,8 +63,11 @@ impl Adapter for Gemini {
 
     /// There is no end event: the answer ends with the body, after the chunk with
     /// `finishReason`.
-    fn parse_stream_event(event: &SseEvent, _: &mut ()) -> Result<Option<Vec<StreamEvent>>, Error> {
-        parse_stream_data(&event.data).map(Some)
+    fn parse_stream_event(
+        event: &SseEvent,
+        state: &mut StreamCalls,
+    ) -> Result<Option<Vec<StreamEvent>>, Error> {
+        parse_stream_data(&event.data, state).map(Some)
     }
 
     fn parse_error(_: u16, body: &[u8]) -> Fault {
@@ -115,19 +125,24 @@ fn rejected(message: &str) -> Error {
 
 /// Builds `GenerateContentRequest`. System messages become one `systemInstruction`; the other
 /// roles map to `user`/`model`, and consecutive turns of one role are merged because Gemini
-/// expects the two roles to alternate.
-fn request_body(req: &ChatRequest) -> Value {
+/// expects the two roles to alternate (which also puts the results of parallel calls in one
+/// `user` turn, as Gemini wants them). A request without tools is sent as it was before tools
+/// existed.
+fn request_body(req: &ChatRequest) -> Result<Value, Error> {
+    // The name of each call made so far, by id: a `functionResponse` must name its function,
+    // and a `tool` message only names the call.
+    let mut names: HashMap<&str, &str> = HashMap::new();
     let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
     for message in &req.messages {
-        let role = match message.role {
+        let (role, parts) = match message.role {
             Role::System => continue,
-            Role::User | Role::Tool => "user",
-            Role::Assistant => "model",
+            Role::User => ("user", content_parts(message)),
+            Role::Tool => ("user", vec![function_response_part(message, &names)?]),
+            Role::Assistant => ("model", model_parts(message, &mut names)?),
         };
-        let Some(content) = &message.content else {
+        if message.content.is_none() && parts.is_empty() {
             continue;
-        };
-        let parts = parts(content);
+        }
         match turns.last_mut() {
             Some((last, merged)) if *last == role => merged.extend(parts),
             _ => turns.push((role, parts)),
@@ -140,6 +155,13 @@ fn request_body(req: &ChatRequest) -> Value {
     let mut body = json!({ "contents": contents });
     if let Some(system) = system_prompt(&req.messages) {
         body["systemInstruction"] = json!({ "parts": [{ "text": system }] });
+    }
+    if !req.tools.is_empty() {
+        let declarations: Vec<Value> = req.tools.iter().map(function_declaration).collect();
+        body["tools"] = json!([{ "functionDeclarations": declarations }]);
+    }
+    if let Some(choice) = &req.tool_choice {
+        body["toolConfig"] = json!({ "functionCallingConfig": function_calling_config(choice) });
     }
     let mut config = Map::new();
     if let Some(max) = req.max_tokens {
@@ -160,10 +182,154 @@ fn request_body(req: &ChatRequest) -> Value {
             json!({ "thinkingBudget": thinking_budget(effort) }),
         );
     }
+    match &req.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            config.insert("responseJsonSchema".into(), schema.clone());
+        }
+        Some(ResponseFormat::JsonObject) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some(ResponseFormat::Text) | None => {}
+    }
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
-    body
+    Ok(body)
+}
+
+fn content_parts(message: &Message) -> Vec<Value> {
+    message.content.as_ref().map(parts).unwrap_or_default()
+}
+
+/// An assistant turn: what it said, then the calls it made, each remembered by id for the
+/// results that answer it.
+fn model_parts<'a>(
+    message: &'a Message,
+    names: &mut HashMap<&'a str, &'a str>,
+) -> Result<Vec<Value>, Error> {
+    let mut parts = content_parts(message);
+    if !message.tool_calls.is_empty() {
+        // OpenAI's clients send "" beside calls; Gemini refuses an empty text part.
+        parts.retain(|part| part.get("text").and_then(Value::as_str) != Some(""));
+    }
+    for call in &message.tool_calls {
+        names.insert(&call.id, &call.function.name);
+        parts.push(function_call_part(call)?);
+    }
+    Ok(parts)
+}
+
+/// A tool as a `FunctionDeclaration`. The schema goes in `parametersJsonSchema`, which takes
+/// standard JSON Schema as OpenAI's callers write it (`additionalProperties`, `$ref`, `anyOf`,
+/// lowercase types …); `parameters` takes only Gemini's OpenAPI 3.0 subset and refuses much of
+/// that. `strict` has no counterpart and is dropped.
+fn function_declaration(def: &ToolDef) -> Value {
+    let mut declaration = json!({ "name": def.name });
+    if let Some(description) = &def.description {
+        declaration["description"] = json!(description);
+    }
+    if let Some(parameters) = &def.parameters {
+        declaration["parametersJsonSchema"] = parameters.clone();
+    }
+    declaration
+}
+
+/// `tool_choice` as `functionCallingConfig`. Gemini has no switch for `parallel_tool_calls`: it
+/// is ignored, and the model may ask for several calls at once whatever it says.
+fn function_calling_config(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => json!({ "mode": "AUTO" }),
+        ToolChoice::None => json!({ "mode": "NONE" }),
+        ToolChoice::Required => json!({ "mode": "ANY" }),
+        ToolChoice::Function(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
+    }
+}
+
+/// A replayed call as the `functionCall` part Gemini made, its signature back on the part.
+fn function_call_part(call: &ToolCall) -> Result<Value, Error> {
+    let args: Map<String, Value> = serde_json::from_str(&call.function.arguments)
+        .map_err(|_| rejected("tool call arguments must be the JSON text of an object"))?;
+    let (id, signature) = split_call_id(&call.id);
+    let mut function_call = json!({ "name": call.function.name, "args": args });
+    if let Some(id) = id {
+        function_call["id"] = json!(id);
+    }
+    let mut part = json!({ "functionCall": function_call });
+    if let Some(signature) = signature {
+        part["thoughtSignature"] = json!(signature);
+    }
+    Ok(part)
+}
+
+/// A `tool` message as a `functionResponse` part. Gemini wants an object: a result that is the
+/// JSON text of one is sent as that object, any other text as `{"content": <text>}`.
+fn function_response_part(message: &Message, names: &HashMap<&str, &str>) -> Result<Value, Error> {
+    let (call_id, name) = message
+        .tool_call_id
+        .as_deref()
+        .and_then(|id| Some((id, *names.get(id)?)))
+        .ok_or_else(|| rejected("a tool message answers no earlier tool call"))?;
+    let text = message.text();
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => json!({ "content": text }),
+    };
+    let mut function_response = json!({ "name": name, "response": response });
+    if let (Some(id), _) = split_call_id(call_id) {
+        function_response["id"] = json!(id);
+    }
+    Ok(json!({ "functionResponse": function_response }))
+}
+
+/// Parts an id from the thought signature it carries.
+const SIGNATURE_MARK: &str = "~ts~";
+
+/// The id a caller sees for a call Gemini asked for. It is Gemini's own `id` when Gemini gave
+/// one, else `call_` and 16 hex digits of a hash of the call's place in the answer, its name
+/// and its arguments: the same answer gets the same ids, streamed or not. A call signed with a
+/// `thoughtSignature` carries it after [`SIGNATURE_MARK`], since Gemini refuses a replayed
+/// history whose calls lost their signatures, and the id is the one thing of a call every
+/// OpenAI client passes back unchanged. Callers must treat ids as opaque and send them back
+/// as they came (OpenAI's SDKs do).
+fn call_id(index: u32, call: &WireFunctionCall, args: &str, signature: Option<&str>) -> String {
+    let mut id = match &call.id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => format!("call_{:016x}", fnv1a(index, &call.name, args)),
+    };
+    if let Some(signature) = signature {
+        id.push_str(SIGNATURE_MARK);
+        id.push_str(signature);
+    }
+    id
+}
+
+/// An id taken apart: the id to send Gemini, if any, and the thought signature, if any. Ids of
+/// our own making (`call_` and 16 hex digits) are never sent: Gemini did not give them. Any
+/// other id is, in `functionCall.id` and the answering `functionResponse.id`; Gemini takes the
+/// id as the client's to pair the two.
+fn split_call_id(id: &str) -> (Option<&str>, Option<&str>) {
+    let (id, signature) = match id.split_once(SIGNATURE_MARK) {
+        Some((id, signature)) => (id, Some(signature)),
+        None => (id, None),
+    };
+    let ours = id.strip_prefix("call_").is_some_and(|hex| {
+        hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    });
+    ((!ours && !id.is_empty()).then_some(id), signature)
+}
+
+/// FNV-1a, 64 bits: small, stable across builds and platforms (unlike `std`'s hasher), and
+/// only needs to tell the calls of one conversation apart. The index has a fixed width and
+/// 0xff, which UTF-8 never holds, ends each field, so no two calls feed it the same bytes.
+fn fnv1a(index: u32, name: &str, args: &str) -> u64 {
+    let fields = [&index.to_le_bytes()[..], name.as_bytes(), args.as_bytes()];
+    fields
+        .iter()
+        .flat_map(|field| field.iter().chain(&[0xff]))
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 fn parts(content: &Content) -> Vec<Value> {
@@ -264,10 +430,22 @@ struct WireContent {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct WirePart {
     text: Option<String>,
     #[serde(default)]
     thought: bool,
+    function_call: Option<WireFunctionCall>,
+    thought_signature: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionCall {
+    id: Option<String>,
+    #[serde(default)]
+    name: String,
+    /// Absent, or `null`, when the function takes no arguments.
+    args: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +464,23 @@ impl WireCandidate {
             .filter_map(|p| p.text.as_deref())
             .collect()
     }
+
+    /// The calls the answer asks for, in order; `first` is the place of the first of them in
+    /// the whole answer (a stream's chunks each hold only the new calls).
+    fn tool_calls(&self, first: u32) -> Vec<ToolCall> {
+        self.content
+            .iter()
+            .flat_map(|c| c.parts.iter().flatten())
+            .filter_map(|p| Some((p.function_call.as_ref()?, p.thought_signature.as_deref())))
+            .zip(first..)
+            .map(|((call, signature), index)| {
+                let args = call.args.clone().unwrap_or_default();
+                let args = Value::Object(args).to_string();
+                let id = call_id(index, call, &args, signature);
+                ToolCall::function(id, call.name.clone(), args)
+            })
+            .collect()
+    }
 }
 
 impl WireResponse {
@@ -295,6 +490,15 @@ impl WireResponse {
         self.candidates
             .is_empty()
             .then(|| rejected(&format!("the prompt was blocked ({reason})")))
+    }
+}
+
+/// Gemini has no finish reason of its own for calls: an answer with calls that stopped
+/// normally asked for tools.
+fn finish_with_calls(value: Option<&str>, has_calls: bool) -> FinishReason {
+    match finish_reason(value) {
+        FinishReason::Stop if has_calls => FinishReason::ToolCalls,
+        reason => reason,
     }
 }
 
@@ -323,19 +527,32 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         .candidates
         .first()
         .ok_or_else(|| invalid_body(NAME, "response (no candidates)"))?;
+    let tool_calls = candidate.tool_calls(0);
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
+        finish_reason: finish_with_calls(
+            candidate.finish_reason.as_deref(),
+            !tool_calls.is_empty(),
+        ),
+        tool_calls,
         id: wire.response_id,
         model: wire.model_version,
         content: candidate.text(),
         usage: wire.usage_metadata.map(Usage::from).unwrap_or_default(),
-        finish_reason: finish_reason(candidate.finish_reason.as_deref()),
     })
 }
 
-/// One `data:` payload of the stream: a whole `GenerateContentResponse` with only the new text.
-/// Usage is complete only on the last chunk, so it is sent each time and the last one wins.
-fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
+/// What a stream remembers: how many calls it has passed on, which numbers the next one and
+/// says, at the finish, that the answer asked for tools.
+#[derive(Default)]
+pub(crate) struct StreamCalls {
+    calls: u32,
+}
+
+/// One `data:` payload of the stream: a whole `GenerateContentResponse` with only the new text
+/// and the new calls. Gemini sends each call whole in one chunk, so each is one delta with its
+/// id, name and all its arguments. Usage is complete only on the last chunk, so it is sent each
+/// time and the last one wins.
+fn parse_stream_data(data: &str, state: &mut StreamCalls) -> Result<Vec<StreamEvent>, Error> {
     if data.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -356,8 +573,20 @@ fn parse_stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
         if !text.is_empty() {
             events.push(StreamEvent::Delta(text));
         }
+        for call in candidate.tool_calls(state.calls) {
+            events.push(StreamEvent::ToolCall(ToolCallDelta {
+                index: state.calls,
+                id: Some(call.id),
+                name: Some(call.function.name),
+                arguments: call.function.arguments,
+            }));
+            state.calls += 1;
+        }
         if let Some(reason) = candidate.finish_reason.as_deref() {
-            events.push(StreamEvent::Finish(finish_reason(Some(reason))));
+            events.push(StreamEvent::Finish(finish_with_calls(
+                Some(reason),
+                state.calls > 0,
+            )));
         }
     }
     if let Some(usage) = chunk.usage_metadata {
@@ -526,7 +755,7 @@ mod tests {
                 .replace("\"mime_type\"", "\"mimeType\""),
         )
         .unwrap();
-        let body = request_body(&fixture_request("gemini-2.0-flash"));
+        let body = request_body(&fixture_request("gemini-2.0-flash")).unwrap();
         assert_eq!(body["systemInstruction"], fixture["systemInstruction"]);
         assert_eq!(body["contents"], fixture["contents"]);
         // topK and candidateCount have no counterpart in a ChatRequest.
@@ -542,7 +771,7 @@ mod tests {
     fn reasoning_effort_sets_a_thinking_budget_only_on_thinking_models() {
         let mut req = fixture_request("gemini-2.0-flash");
         req.reasoning_effort = Some(ReasoningEffort::High);
-        let body = request_body(&req);
+        let body = request_body(&req).unwrap();
         assert!(body["generationConfig"].get("thinkingConfig").is_none());
         for (model, effort, budget) in [
             ("gemini-2.5-flash", ReasoningEffort::Low, 1024),
@@ -551,7 +780,7 @@ mod tests {
         ] {
             req.model = model.into();
             req.reasoning_effort = Some(effort);
-            let body = request_body(&req);
+            let body = request_body(&req).unwrap();
             assert_eq!(
                 body["generationConfig"]["thinkingConfig"],
                 json!({ "thinkingBudget": budget }),
@@ -574,7 +803,7 @@ mod tests {
                 text(Role::User, "five"),
             ],
         );
-        let body = request_body(&req);
+        let body = request_body(&req).unwrap();
         assert_eq!(
             body,
             json!({
@@ -804,23 +1033,28 @@ mod tests {
         }
     }
 
+    /// One event of a stream that has just begun.
+    fn stream_data(data: &str) -> Result<Vec<StreamEvent>, Error> {
+        parse_stream_data(data, &mut StreamCalls::default())
+    }
+
     #[test]
     fn errors_and_blocks_inside_a_stream_are_errors() {
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"12.5s"}]}}"#,
         )
         .unwrap_err();
         assert_eq!((err.kind, err.retryable), (ErrorKind::RateLimited, true));
         assert_eq!(err.retry_after, Some(Duration::from_millis(12_500)));
         assert_eq!(err.message, "gemini: slow down");
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
-        let err = parse_stream_data(r#"{"error":{"code":400,"message":"bad"}}"#).unwrap_err();
+        let err = stream_data(r#"{"error":{"code":400,"message":"bad"}}"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProviderRejected);
-        let err = parse_stream_data(
+        let err = stream_data(
             r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"modelVersion":"gemini-2.5-flash"}"#,
         )
         .unwrap_err();
@@ -829,7 +1063,7 @@ mod tests {
             (ErrorKind::ProviderRejected, false)
         );
         assert_eq!(
-            parse_stream_data("not json").unwrap_err().kind,
+            stream_data("not json").unwrap_err().kind,
             ErrorKind::ProviderUnavailable
         );
     }
@@ -1013,5 +1247,324 @@ mod tests {
             assert!(!r.url.as_str().contains(key));
             assert_eq!(r.headers["traceparent"], trace.traceparent.as_str());
         }
+    }
+
+    const SIGNATURE: &str =
+        "CpwCAdHtim9nQ2x3+v/8Zk1aVJ0cWnBfR4s7TqLyE2uXo5hD6gKc0Mz1Pj+Q8rN3wYtA==";
+    /// The ids of the fixture answer's two calls, pinned: a replay days later must match.
+    const PARIS_ID: &str = "call_37c52fc2882822af";
+    const LONDON_ID: &str = "call_028e0ab334bc7d37";
+
+    fn tool_def(name: &str, description: Option<&str>, parameters: Option<Value>) -> ToolDef {
+        ToolDef {
+            name: name.into(),
+            description: description.map(Into::into),
+            parameters,
+            strict: Some(true),
+        }
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall::function(id.into(), name.into(), arguments.into())
+    }
+
+    fn weather_tools(model: &str) -> ChatRequest {
+        let schema = json!({
+            "type": "object",
+            "properties": { "city": { "type": "string" }, "unit": { "enum": ["celsius", "fahrenheit"] } },
+            "required": ["city"],
+            "additionalProperties": false
+        });
+        ChatRequest {
+            tools: vec![
+                tool_def("get_weather", Some("The weather now."), Some(schema)),
+                tool_def("get_time", None, None),
+            ],
+            ..request(
+                model,
+                vec![text(Role::User, "Weather in Paris and London?")],
+            )
+        }
+    }
+
+    #[test]
+    fn tools_become_function_declarations_with_their_json_schema() {
+        let req = ChatRequest {
+            parallel_tool_calls: Some(false),
+            ..weather_tools("gemini-2.5-flash")
+        };
+        let body = request_body(&req).unwrap();
+        assert_eq!(
+            body["tools"],
+            json!([{ "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "The weather now.",
+                    "parametersJsonSchema": req.tools[0].parameters.clone().unwrap()
+                },
+                { "name": "get_time" }
+            ]}])
+        );
+        // No tool_choice: Gemini's default (AUTO); parallel_tool_calls has no counterpart.
+        assert_eq!(
+            body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["contents", "tools"]
+        );
+    }
+
+    #[test]
+    fn tool_choice_becomes_a_function_calling_mode() {
+        for (choice, config) in [
+            (ToolChoice::Auto, json!({ "mode": "AUTO" })),
+            (ToolChoice::None, json!({ "mode": "NONE" })),
+            (ToolChoice::Required, json!({ "mode": "ANY" })),
+            (
+                ToolChoice::Function("get_time".into()),
+                json!({ "mode": "ANY", "allowedFunctionNames": ["get_time"] }),
+            ),
+        ] {
+            let req = ChatRequest {
+                tool_choice: Some(choice.clone()),
+                ..weather_tools("gemini-2.5-flash")
+            };
+            assert_eq!(
+                request_body(&req).unwrap()["toolConfig"],
+                json!({ "functionCallingConfig": config }),
+                "{choice:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_format_sets_the_mime_type_and_the_json_schema() {
+        let schema = json!({ "type": "object", "properties": { "n": { "type": "integer" } } });
+        let format = |format| ChatRequest {
+            max_tokens: Some(64),
+            response_format: Some(format),
+            ..request("gemini-2.5-flash", vec![text(Role::User, "A number.")])
+        };
+        let config = |format| request_body(&format).unwrap()["generationConfig"].clone();
+        assert_eq!(
+            config(format(ResponseFormat::JsonSchema {
+                name: "number".into(),
+                schema: schema.clone(),
+                strict: Some(true),
+            })),
+            json!({
+                "maxOutputTokens": 64,
+                "responseMimeType": "application/json",
+                "responseJsonSchema": schema
+            })
+        );
+        assert_eq!(
+            config(format(ResponseFormat::JsonObject)),
+            json!({ "maxOutputTokens": 64, "responseMimeType": "application/json" })
+        );
+        assert_eq!(
+            config(format(ResponseFormat::Text)),
+            json!({ "maxOutputTokens": 64 })
+        );
+    }
+
+    #[test]
+    fn replayed_calls_and_results_become_function_parts() {
+        let paris = format!("{PARIS_ID}~ts~{SIGNATURE}");
+        let req = request(
+            "gemini-2.5-flash",
+            vec![
+                text(Role::User, "Weather in Paris and London?"),
+                // OpenAI's clients may send "" beside calls.
+                assistant_calls(
+                    Some(""),
+                    vec![
+                        call(&paris, "get_weather", r#"{"city":"Paris"}"#),
+                        call(LONDON_ID, "get_weather", r#"{"city":"London"}"#),
+                    ],
+                ),
+                tool_message(&paris, Content::Text(r#"{"temp_c":21}"#.into())),
+                tool_message(LONDON_ID, Content::Text("Rain, 14°C".into())),
+                // A call Gemini gave its own id, and a call with no arguments.
+                assistant_calls(Some("And the time?"), vec![call("gem-7", "get_time", "{}")]),
+                tool_message("gem-7", Content::Text("[\"12:00\"]".into())),
+                text(Role::User, "Thanks."),
+            ],
+        );
+        assert_eq!(
+            request_body(&req).unwrap()["contents"],
+            json!([
+                { "role": "user", "parts": [{ "text": "Weather in Paris and London?" }] },
+                { "role": "model", "parts": [
+                    {
+                        "functionCall": { "name": "get_weather", "args": { "city": "Paris" } },
+                        "thoughtSignature": SIGNATURE
+                    },
+                    { "functionCall": { "name": "get_weather", "args": { "city": "London" } } }
+                ]},
+                { "role": "user", "parts": [
+                    { "functionResponse": { "name": "get_weather", "response": { "temp_c": 21 } } },
+                    { "functionResponse": {
+                        "name": "get_weather", "response": { "content": "Rain, 14°C" }
+                    }}
+                ]},
+                { "role": "model", "parts": [
+                    { "text": "And the time?" },
+                    { "functionCall": { "id": "gem-7", "name": "get_time", "args": {} } }
+                ]},
+                { "role": "user", "parts": [
+                    { "functionResponse": {
+                        "id": "gem-7", "name": "get_time", "response": { "content": "[\"12:00\"]" }
+                    }},
+                    { "text": "Thanks." }
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_tool_message_answering_no_earlier_call_is_refused() {
+        let req = request(
+            "gemini-2.5-flash",
+            vec![
+                tool_message("call_1", Content::Text("early".into())),
+                assistant_calls(None, vec![call("call_1", "get_time", "{}")]),
+            ],
+        );
+        let err = request_body(&req).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProviderRejected);
+    }
+
+    #[test]
+    fn call_ids_carry_gemini_ids_and_signatures_and_come_apart_again() {
+        assert_eq!(split_call_id(PARIS_ID), (None, None));
+        assert_eq!(
+            split_call_id(&format!("{PARIS_ID}~ts~{SIGNATURE}")),
+            (None, Some(SIGNATURE))
+        );
+        assert_eq!(
+            split_call_id("gem-7~ts~c2ln"),
+            (Some("gem-7"), Some("c2ln"))
+        );
+        // Ids from elsewhere (another provider's loop) pass as ids; only ours are held back.
+        for foreign in [
+            "call_abc123",
+            "toolu_01A09q90qw90lq917835lq9",
+            "call_37c52fc2882822aZ",
+        ] {
+            assert_eq!(split_call_id(foreign), (Some(foreign), None));
+        }
+        let wire = |id: Option<&str>| WireFunctionCall {
+            id: id.map(Into::into),
+            name: "f".into(),
+            args: None,
+        };
+        assert_eq!(
+            call_id(3, &wire(Some("gem-7")), "{}", Some("c2ln")),
+            "gem-7~ts~c2ln"
+        );
+        let ours = call_id(3, &wire(None), "{}", None);
+        assert_eq!(ours, call_id(3, &wire(Some("")), "{}", None));
+        // Place, name and arguments each tell calls apart.
+        assert_ne!(ours, call_id(4, &wire(None), "{}", None));
+        assert_ne!(ours, call_id(3, &wire(None), r#"{"a":1}"#, None));
+        assert_ne!(fnv1a(0, "ab", "c"), fnv1a(0, "a", "bc"));
+    }
+
+    #[test]
+    fn function_calls_are_parsed_with_stable_ids() {
+        let body = fixture::<Gemini>("generate_content_response_function_call.json");
+        let r = parse_response(&body).unwrap();
+        assert_eq!(
+            r.tool_calls,
+            [
+                call(
+                    &format!("{PARIS_ID}~ts~{SIGNATURE}"),
+                    "get_weather",
+                    r#"{"city":"Paris","unit":"celsius"}"#
+                ),
+                call(
+                    LONDON_ID,
+                    "get_weather",
+                    r#"{"city":"London","unit":"celsius"}"#
+                ),
+            ]
+        );
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.content, "");
+        assert_eq!(parse_response(&body).unwrap().tool_calls, r.tool_calls);
+
+        // Gemini's own id is kept; a cut-off answer keeps its reason; no args is `{}`.
+        let r = parse_response(
+            br#"{"candidates":[{"content":{"parts":[{"text":"Sure."},{"functionCall":{"id":"gem-7","name":"get_time"}}]},"finishReason":"MAX_TOKENS"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.tool_calls, [call("gem-7", "get_time", "{}")]);
+        assert_eq!(
+            (r.content.as_str(), r.finish_reason),
+            ("Sure.", FinishReason::Length)
+        );
+    }
+
+    #[test]
+    fn a_streamed_call_is_one_whole_delta_with_the_same_id() {
+        let events = stream_events::<Gemini>(&fixture::<Gemini>(
+            "stream_generate_content_function_call.sse",
+        ))
+        .unwrap();
+        let delta = |index, id: &str, city: &str| {
+            StreamEvent::ToolCall(ToolCallDelta {
+                index,
+                id: Some(id.into()),
+                name: Some("get_weather".into()),
+                arguments: format!(r#"{{"city":"{city}","unit":"celsius"}}"#),
+            })
+        };
+        let calls: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::ToolCall(_) | StreamEvent::Finish(_)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                delta(0, &format!("{PARIS_ID}~ts~{SIGNATURE}"), "Paris"),
+                delta(1, LONDON_ID, "London"),
+                StreamEvent::Finish(FinishReason::ToolCalls),
+            ]
+        );
+        assert_eq!(text_of(&events), "Checking both cities.");
+        // Streamed or not, the same answer has the same calls.
+        let whole = fixture::<Gemini>("generate_content_response_function_call.json");
+        assert_eq!(
+            tool_calls_of(&events),
+            parse_response(&whole).unwrap().tool_calls
+        );
+    }
+
+    #[test]
+    fn replaying_an_answer_sends_its_parts_back_as_they_came() {
+        let body = fixture::<Gemini>("generate_content_response_function_call.json");
+        let answer = parse_response(&body).unwrap();
+        let mut messages = vec![
+            text(Role::User, "Weather in Paris and London?"),
+            assistant_calls(None, answer.tool_calls.clone()),
+        ];
+        for call in &answer.tool_calls {
+            messages.push(tool_message(&call.id, Content::Text("sunny".into())));
+        }
+        let req = ChatRequest {
+            messages,
+            ..weather_tools("gemini-2.5-flash")
+        };
+        let contents = request_body(&req).unwrap()["contents"].clone();
+        let answered = fixture_json::<Gemini>("generate_content_response_function_call.json");
+        assert_eq!(contents[1], answered["candidates"][0]["content"]);
+        let response = json!({ "name": "get_weather", "response": { "content": "sunny" } });
+        assert_eq!(
+            contents[2],
+            json!({ "role": "user", "parts": [
+                { "functionResponse": response },
+                { "functionResponse": response }
+            ]})
+        );
     }
 }
