@@ -566,6 +566,63 @@ mod tests {
         assert!(args["city"].is_string(), "{args}");
     }
 
+    proptest::proptest! {
+        /// A streamed call's arguments, cut into fragments anywhere (inside a JSON string, inside
+        /// a UTF-8 character once encoded) and its SSE bytes cut anywhere too, come back whole.
+        #[test]
+        fn streamed_arguments_assemble_whatever_the_cuts(
+            city in "[a-zé€😀\"\\ ]{0,12}",
+            fragment_cuts in proptest::collection::vec(0usize..64, 0..6),
+            byte_cuts in proptest::collection::vec(0usize..4096, 0..8),
+        ) {
+            let arguments = json!({ "city": city }).to_string();
+            let chars: Vec<char> = arguments.chars().collect();
+            let mut points: Vec<usize> =
+                fragment_cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+            points.sort_unstable();
+            let mut sse = String::new();
+            let mut last = 0;
+            for (n, point) in points.into_iter().chain([chars.len()]).enumerate() {
+                let mut call = json!({ "index": 0, "function": {
+                    "arguments": chars[last..point].iter().collect::<String>() } });
+                if n == 0 {
+                    call["id"] = json!("call_1");
+                    call["function"]["name"] = json!("get_weather");
+                }
+                let chunk = json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [call] } }] });
+                sse += &format!("data: {chunk}\n\n");
+                last = point;
+            }
+            sse += "data: [DONE]\n\n";
+            let bytes = sse.as_bytes();
+            let mut cuts: Vec<usize> = byte_cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut decoder = crate::sse::SseDecoder::new();
+            let mut events = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                events.extend(decoder.push(&bytes[from..cut]));
+                from = cut;
+            }
+            events.extend(decoder.finish());
+            let mut assembler = crate::types::ToolCallAssembler::default();
+            for event in events {
+                let Some(parsed) = parse_stream_data(&event.data).unwrap() else {
+                    break;
+                };
+                for e in parsed {
+                    if let StreamEvent::ToolCall(delta) = e {
+                        assembler.push(&delta);
+                    }
+                }
+            }
+            let calls = assembler.finish();
+            proptest::prop_assert_eq!(calls.len(), 1);
+            proptest::prop_assert_eq!(&calls[0].id, "call_1");
+            proptest::prop_assert_eq!(&calls[0].function.arguments, &arguments);
+        }
+    }
+
     #[test]
     fn mid_stream_error_event_is_an_error() {
         let err =
