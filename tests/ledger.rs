@@ -44,7 +44,7 @@ fn attempt(
     }
 }
 
-/// A call answered at the first attempt, in trace `trace-a`.
+/// A call answered at the first attempt with two tool calls, in trace `trace-a`.
 fn success() -> CallRecord {
     let usage = usage(100, 20);
     CallRecord {
@@ -65,6 +65,7 @@ fn success() -> CallRecord {
         ttft_ms: None,
         usage,
         cost_usd: Prices::default().cost("openai", "gpt-4.1-mini", &usage),
+        tool_calls: 2,
         metadata: Some(json!({"job": "nightly", "n": 3, "tags": ["a", "b"]})),
         started_at: T0,
         finished_at: T0 + 401,
@@ -208,6 +209,10 @@ async fn trace_returns_that_traces_calls_oldest_first(store: Arc<dyn Store>) {
         "2026-11-21T10:00:02.280Z"
     );
     assert_eq!(shown[0]["metadata"]["tags"][1], "b");
+    assert_eq!(
+        (&shown[0]["tool_calls"], &shown[1]["tool_calls"]),
+        (&json!(2), &json!(0))
+    );
 
     // Migrations are applied once, whatever the number of starts.
     store.migrate().await.unwrap();
