@@ -155,6 +155,10 @@ async fn a_whole_tool_loop_runs_on_every_provider() {
             [1, 0],
             "{provider:?}"
         );
+        let usage = service
+            .call("ops.usage", json!({"group_by": "provider"}))
+            .await;
+        assert_eq!(usage["result"]["groups"][0]["tool_calls"], 1, "{usage}");
     }
 }
 

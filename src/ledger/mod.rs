@@ -123,6 +123,8 @@ pub struct UsageRow {
     pub completion_tokens: u64,
     pub total_tokens: u64,
     pub cost_usd: f64,
+    /// Sum of the calls' `tool_calls`: which agents or models drive tool loops.
+    pub tool_calls: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

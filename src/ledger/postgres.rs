@@ -200,7 +200,8 @@ impl Store for PostgresStore {
                     SUM(prompt_tokens)::int8 AS prompt_tokens, \
                     SUM(completion_tokens)::int8 AS completion_tokens, \
                     SUM(total_tokens)::int8 AS total_tokens, \
-                    SUM(cost_usd)::float8 AS cost_usd \
+                    SUM(cost_usd)::float8 AS cost_usd, \
+                    SUM(tool_calls)::int8 AS tool_calls \
              FROM calls WHERE started_at >= $1 AND started_at < $2 \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
@@ -219,6 +220,7 @@ impl Store for PostgresStore {
                     completion_tokens: unsigned(row.try_get("completion_tokens")?),
                     total_tokens: unsigned(row.try_get("total_tokens")?),
                     cost_usd: row.try_get("cost_usd")?,
+                    tool_calls: unsigned(row.try_get("tool_calls")?),
                 })
             })
             .collect()

@@ -320,7 +320,8 @@ impl Store for SqliteStore {
                     SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS errors, \
                     SUM(prompt_tokens) AS prompt_tokens, \
                     SUM(completion_tokens) AS completion_tokens, \
-                    SUM(total_tokens) AS total_tokens, TOTAL(cost_usd) AS cost_usd \
+                    SUM(total_tokens) AS total_tokens, TOTAL(cost_usd) AS cost_usd, \
+                    SUM(tool_calls) AS tool_calls \
              FROM calls WHERE started_at >= ? AND started_at < ? \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
@@ -339,6 +340,7 @@ impl Store for SqliteStore {
                     completion_tokens: unsigned(row.try_get("completion_tokens")?),
                     total_tokens: unsigned(row.try_get("total_tokens")?),
                     cost_usd: row.try_get("cost_usd")?,
+                    tool_calls: unsigned(row.try_get("tool_calls")?),
                 })
             })
             .collect()
