@@ -38,11 +38,11 @@ NO_TRACE_INDEX = SCHEMA.replace(RANGE_INDEX, "")
 COLUMNS = (
     "trace_id, span_id, source_agent, target_agent, session_id, conversation_id, method, "
     "requested_model, provider, model, status, error_message, attempts, latency_ms, ttft_ms, "
-    "prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, started_at, finished_at, "
-    "trace_key"
+    "prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, metadata, started_at, "
+    "finished_at, trace_key"
 )
 ROWS_PER_INSERT = 256
-ROW = f"({', '.join('?' * 23)})"
+ROW = f"({', '.join('?' * 24)})"
 # As the service writes: OR FAIL, which spares SQLite a statement journal (src/ledger/sqlite.rs).
 INSERT = "INSERT OR FAIL INTO calls ({COLUMNS}) VALUES {rows}"
 ABORT_INSERT = "INSERT INTO calls ({COLUMNS}) VALUES {rows}"
@@ -58,7 +58,8 @@ def rows(count, first_ms):
         at = first_ms + i // 12
         yield (trace_id, f"{random.getrandbits(64):016x}", None, None, None, None,
                "llm.complete", "gpt-4o-mini", "openai", "gpt-4o-mini", "ok", None, ATTEMPTS, 1,
-               None, 9, 3, 12, 0.0000032, None, at, at + 1, random.getrandbits(64) - (1 << 63))
+               None, 9, 3, 12, 0.0000032, 0, None, at, at + 1,
+               random.getrandbits(64) - (1 << 63))
 
 
 DATA = list(rows(ROWS, 1795255200000))

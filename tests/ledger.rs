@@ -44,7 +44,7 @@ fn attempt(
     }
 }
 
-/// A call answered at the first attempt, in trace `trace-a`.
+/// A call answered at the first attempt with two tool calls, in trace `trace-a`.
 fn success() -> CallRecord {
     let usage = usage(100, 20);
     CallRecord {
@@ -65,6 +65,7 @@ fn success() -> CallRecord {
         ttft_ms: None,
         usage,
         cost_usd: Prices::default().cost("openai", "gpt-4.1-mini", &usage),
+        tool_calls: 2,
         metadata: Some(json!({"job": "nightly", "n": 3, "tags": ["a", "b"]})),
         started_at: T0,
         finished_at: T0 + 401,
@@ -98,7 +99,8 @@ fn failure() -> CallRecord {
     }
 }
 
-/// A stream rate-limited once, then answered, in trace `trace-a` after [`success`].
+/// A stream rate-limited once, then answered with a tool call, in trace `trace-a` after
+/// [`success`].
 fn retried() -> CallRecord {
     let usage = usage(50, 10);
     CallRecord {
@@ -125,6 +127,7 @@ fn retried() -> CallRecord {
         ttft_ms: Some(120),
         usage,
         cost_usd: Prices::default().cost("openai", "gpt-4.1-mini", &usage),
+        tool_calls: 1,
         started_at: T0 + 2000,
         finished_at: T0 + 2780,
         ..CallRecord::default()
@@ -208,6 +211,10 @@ async fn trace_returns_that_traces_calls_oldest_first(store: Arc<dyn Store>) {
         "2026-11-21T10:00:02.280Z"
     );
     assert_eq!(shown[0]["metadata"]["tags"][1], "b");
+    assert_eq!(
+        (&shown[0]["tool_calls"], &shown[1]["tool_calls"]),
+        (&json!(2), &json!(1))
+    );
 
     // Migrations are applied once, whatever the number of starts.
     store.migrate().await.unwrap();
@@ -226,15 +233,17 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
     store.insert(vec![late]).await.unwrap();
     let openai_cost = success().cost_usd + retried().cost_usd;
     assert!(openai_cost > 0.0);
-    let row = |key: Option<&str>, calls, errors, prompt, completion, cost_usd| UsageRow {
-        key: key.map(str::to_owned),
-        calls,
-        errors,
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
-        cost_usd,
-    };
+    let row =
+        |key: Option<&str>, calls, errors, prompt, completion, cost_usd, tool_calls| UsageRow {
+            key: key.map(str::to_owned),
+            calls,
+            errors,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            cost_usd,
+            tool_calls,
+        };
     let check = |got: Vec<UsageRow>, want: Vec<UsageRow>| {
         assert_eq!(got.len(), want.len(), "{got:#?}");
         for (got, want) in got.iter().zip(&want) {
@@ -251,27 +260,27 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
     check(
         by_provider.unwrap(),
         vec![
-            row(Some("anthropic"), 1, 1, 0, 0, 0.0),
-            row(Some("openai"), 2, 0, 150, 30, openai_cost),
-            row(None, 1, 1, 0, 0, 0.0),
+            row(Some("anthropic"), 1, 1, 0, 0, 0.0, 0),
+            row(Some("openai"), 2, 0, 150, 30, openai_cost, 3),
+            row(None, 1, 1, 0, 0, 0.0, 0),
         ],
     );
     let by_model = store.usage(T0, T0 + HOUR, GroupBy::Model).await;
     check(
         by_model.unwrap(),
         vec![
-            row(Some("anthropic/claude-haiku-4-5"), 1, 1, 0, 0, 0.0),
-            row(Some("openai/gpt-4.1-mini"), 2, 0, 150, 30, openai_cost),
-            row(None, 1, 1, 0, 0, 0.0),
+            row(Some("anthropic/claude-haiku-4-5"), 1, 1, 0, 0, 0.0, 0),
+            row(Some("openai/gpt-4.1-mini"), 2, 0, 150, 30, openai_cost, 3),
+            row(None, 1, 1, 0, 0, 0.0, 0),
         ],
     );
     let by_agent = store.usage(T0, T0 + HOUR, GroupBy::SourceAgent).await;
     check(
         by_agent.unwrap(),
         vec![
-            row(Some("critic"), 1, 1, 0, 0, 0.0),
-            row(Some("planner"), 2, 0, 150, 30, openai_cost),
-            row(None, 1, 1, 0, 0, 0.0),
+            row(Some("critic"), 1, 1, 0, 0, 0.0, 0),
+            row(Some("planner"), 2, 0, 150, 30, openai_cost, 3),
+            row(None, 1, 1, 0, 0, 0.0, 0),
         ],
     );
 

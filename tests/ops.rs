@@ -142,7 +142,8 @@ async fn ops_trace_shows_every_call_and_attempt_of_a_trace_in_order() {
     assert!(
         text.contains("provider_rejected")
             && text.contains("HTTP 503")
-            && text.contains("openai/gpt-4.1-mini"),
+            && text.contains("openai/gpt-4.1-mini")
+            && text.contains(" attempts tools "),
         "{text}"
     );
 }

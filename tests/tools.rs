@@ -98,6 +98,21 @@ fn arguments(call: &Value) -> Value {
     serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap()
 }
 
+/// The `tool_calls` counts of the ledger's records of `provider`'s trace, oldest first. Only
+/// counts: nothing of the calls' content (the city is in the prompt and the arguments) is kept.
+async fn recorded_tool_calls(service: &Service, provider: Provider) -> Vec<u64> {
+    let trace_id = format!("tools-{}", provider.name());
+    let trace = service
+        .call("ops.trace", json!({"trace_id": trace_id}))
+        .await;
+    assert!(!trace.to_string().contains("Paris"), "{trace}");
+    let calls = trace["result"].as_array().unwrap();
+    calls
+        .iter()
+        .map(|c| c["tool_calls"].as_u64().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_whole_tool_loop_runs_on_every_provider() {
     for provider in ALL {
@@ -135,6 +150,15 @@ async fn a_whole_tool_loop_runs_on_every_provider() {
         let requests = received(&upstream).await;
         assert_eq!(requests.len(), 2, "{provider:?}");
         assert_history_sent(provider, &requests[1].body_json().unwrap(), &call_id);
+        assert_eq!(
+            recorded_tool_calls(&service, provider).await,
+            [1, 0],
+            "{provider:?}"
+        );
+        let usage = service
+            .call("ops.usage", json!({"group_by": "provider"}))
+            .await;
+        assert_eq!(usage["result"]["groups"][0]["tool_calls"], 1, "{usage}");
     }
 }
 
@@ -182,6 +206,11 @@ async fn streamed_tool_calls_arrive_as_deltas_and_whole_in_the_last_chunk() {
             chunks
                 .iter()
                 .all(|c| c["trace_id"] == format!("tools-{}", provider.name()))
+        );
+        assert_eq!(
+            recorded_tool_calls(&service, provider).await,
+            [1],
+            "{provider:?}"
         );
     }
 }

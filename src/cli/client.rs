@@ -193,13 +193,14 @@ pub async fn trace(args: TraceArgs) -> Result<(), String> {
     }
     let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     println!(
-        "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>8} {:>8} {:>10}",
+        "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>5} {:>8} {:>8} {:>10}",
         "started",
         "method",
         "agent",
         "provider/model",
         "status",
         "attempts",
+        "tools",
         "ms",
         "ttft ms",
         "cost $"
@@ -207,13 +208,17 @@ pub async fn trace(args: TraceArgs) -> Result<(), String> {
     for c in &calls {
         let routed = format!("{}/{}", text(&c["provider"]), text(&c["model"]));
         println!(
-            "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>8} {:>8} {:>10.6}",
+            "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>5} {:>8} {:>8} {:>10.6}",
             text(&c["started_at"]),
             text(&c["method"]),
             text(&c["source_agent"]),
             routed,
             text(&c["status"]),
             c["attempts"].as_array().map_or(0, Vec::len),
+            // A service from before tool_calls does not send it.
+            c["tool_calls"]
+                .as_u64()
+                .map_or("-".to_owned(), |n| n.to_string()),
             c["latency_ms"],
             c["ttft_ms"]
                 .as_u64()

@@ -123,8 +123,8 @@ impl CallEnd {
         self.started.elapsed()
     }
 
-    /// Ends the call as answered. Of the tool calls, only the names reach the span: arguments
-    /// are content, which is never logged.
+    /// Ends the call as answered. Of the tool calls, only the names reach the span and only the
+    /// count the ledger: arguments are content, which is never logged or stored.
     pub(super) fn succeeded(
         mut self,
         usage: &Usage,
@@ -148,6 +148,7 @@ impl CallEnd {
             "gen_ai.response.model",
             response_model.or(self.record.model.as_deref()),
         );
+        self.record.tool_calls = u32::try_from(tool_calls.len()).unwrap_or(u32::MAX);
         self.finish("ok", None, *usage);
     }
 

@@ -78,6 +78,9 @@ pub struct CallRecord {
     pub ttft_ms: Option<u64>,
     pub usage: Usage,
     pub cost_usd: f64,
+    /// How many tool calls the model asked for in its answer: 0 without any, and for failed and
+    /// cancelled calls. Only the count: arguments and results are content, never stored.
+    pub tool_calls: u32,
     /// The caller's `metadata` param, as given.
     pub metadata: Option<Value>,
     /// Unix milliseconds; RFC 3339 in JSON.
@@ -120,6 +123,8 @@ pub struct UsageRow {
     pub completion_tokens: u64,
     pub total_tokens: u64,
     pub cost_usd: f64,
+    /// Sum of the calls' `tool_calls`: which agents or models drive tool loops.
+    pub tool_calls: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -470,6 +475,11 @@ fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// `tool_calls` as read back: written from a `u32`, so always in range.
+fn tool_calls(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
 /// Migrations compiled into the binary, so that a deployment is the binary alone.
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
@@ -554,6 +564,7 @@ mod tests {
                 total_tokens: 12,
             },
             cost_usd: 0.5,
+            tool_calls: 2,
             metadata: Some(json!({"job": 7})),
             started_at: 1_795_255_200_000,
             finished_at: 1_795_255_200_041,
@@ -569,6 +580,7 @@ mod tests {
         assert_eq!(value["attempts"][0]["http_status"], 200);
         assert_eq!(value["usage"]["total_tokens"], 12);
         assert_eq!(value["ttft_ms"], Value::Null);
+        assert_eq!(value["tool_calls"], 2);
         assert_eq!(value["metadata"]["job"], 7);
         assert_eq!(value["source_agent"], "planner");
     }

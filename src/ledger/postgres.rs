@@ -9,28 +9,35 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use super::{
     CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
-    metadata_from_json, metadata_to_json, migrator, signed, unsigned,
+    metadata_from_json, metadata_to_json, migrator, signed, tool_calls, unsigned,
 };
 use crate::types::Usage;
 
 /// Every file of `migrations/postgres/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "calls",
-    include_str!("../../migrations/postgres/0001_calls.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "calls",
+        include_str!("../../migrations/postgres/0001_calls.sql"),
+    ),
+    (
+        2,
+        "tool calls",
+        include_str!("../../migrations/postgres/0002_tool_calls.sql"),
+    ),
+];
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
-    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
-    started_at, finished_at";
+    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
+    metadata, started_at, finished_at";
 
 /// The columns as `trace` selects them: JSONB comes back as text, parsed like SQLite's.
 const SELECT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, \
     attempts::text AS attempts, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
-    total_tokens, cost_usd, metadata::text AS metadata, started_at, finished_at";
+    total_tokens, cost_usd, tool_calls, metadata::text AS metadata, started_at, finished_at";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -71,6 +78,7 @@ struct Columns {
     completion_tokens: Vec<i64>,
     total_tokens: Vec<i64>,
     cost_usd: Vec<f64>,
+    tool_calls: Vec<i64>,
     metadata: Vec<Option<String>>,
     started_at: Vec<i64>,
     finished_at: Vec<i64>,
@@ -98,6 +106,7 @@ impl Columns {
             .push(signed(r.usage.completion_tokens));
         self.total_tokens.push(signed(r.usage.total_tokens));
         self.cost_usd.push(r.cost_usd);
+        self.tool_calls.push(i64::from(r.tool_calls));
         self.metadata.push(metadata_to_json(r.metadata.as_ref())?);
         self.started_at.push(r.started_at);
         self.finished_at.push(r.finished_at);
@@ -125,12 +134,13 @@ impl Store for PostgresStore {
              SELECT trace_id, span_id, source_agent, target_agent, session_id, conversation_id, \
                     method, requested_model, provider, model, status, error_message, \
                     attempts::jsonb, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
-                    total_tokens, cost_usd, metadata::jsonb, started_at, finished_at \
+                    total_tokens, cost_usd, tool_calls, metadata::jsonb, started_at, \
+                    finished_at \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
                          $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], \
-                         $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::text[], \
-                         $21::int8[], $22::int8[]) \
+                         $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::int8[], \
+                         $21::text[], $22::int8[], $23::int8[]) \
                   AS r({COLUMNS})"
         );
         // One statement is one transaction already.
@@ -154,6 +164,7 @@ impl Store for PostgresStore {
             .bind(c.completion_tokens)
             .bind(c.total_tokens)
             .bind(c.cost_usd)
+            .bind(c.tool_calls)
             .bind(c.metadata)
             .bind(c.started_at)
             .bind(c.finished_at)
@@ -189,7 +200,8 @@ impl Store for PostgresStore {
                     SUM(prompt_tokens)::int8 AS prompt_tokens, \
                     SUM(completion_tokens)::int8 AS completion_tokens, \
                     SUM(total_tokens)::int8 AS total_tokens, \
-                    SUM(cost_usd)::float8 AS cost_usd \
+                    SUM(cost_usd)::float8 AS cost_usd, \
+                    SUM(tool_calls)::int8 AS tool_calls \
              FROM calls WHERE started_at >= $1 AND started_at < $2 \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
@@ -208,6 +220,7 @@ impl Store for PostgresStore {
                     completion_tokens: unsigned(row.try_get("completion_tokens")?),
                     total_tokens: unsigned(row.try_get("total_tokens")?),
                     cost_usd: row.try_get("cost_usd")?,
+                    tool_calls: unsigned(row.try_get("tool_calls")?),
                 })
             })
             .collect()
@@ -245,6 +258,7 @@ fn record(row: &PgRow) -> Result<CallRecord, LedgerError> {
             total_tokens: unsigned(row.try_get("total_tokens")?),
         },
         cost_usd: row.try_get("cost_usd")?,
+        tool_calls: tool_calls(row.try_get("tool_calls")?),
         metadata: metadata_from_json(row.try_get("metadata")?)?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,

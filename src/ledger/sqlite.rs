@@ -13,7 +13,7 @@ use sqlx::{Arguments, Connection, Row};
 
 use super::{
     CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
-    metadata_from_json, metadata_to_json, migrator, signed, unsigned,
+    metadata_from_json, metadata_to_json, migrator, signed, tool_calls, unsigned,
 };
 use crate::types::Usage;
 
@@ -40,6 +40,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         "trace index by id range",
         include_str!("../../migrations/sqlite/0004_trace_index_by_id_range.sql"),
     ),
+    (
+        5,
+        "tool calls",
+        include_str!("../../migrations/sqlite/0005_tool_calls.sql"),
+    ),
 ];
 
 /// How many of `MIGRATIONS` run before rows written without a trace key are given theirs; the
@@ -48,15 +53,15 @@ const BEFORE_KEYING: usize = 2;
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
-    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, metadata, \
-    started_at, finished_at";
+    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
+    metadata, started_at, finished_at";
 
 /// The columns of an inserted row, in the order `insert` binds them: those of `COLUMNS`,
 /// reordered, and `trace_key`, which `ops.trace` looks rows up by.
 const INSERT_COLUMNS: &str = "attempts, metadata, trace_id, span_id, source_agent, \
     target_agent, session_id, conversation_id, method, requested_model, provider, model, status, \
     error_message, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, \
-    started_at, finished_at, trace_key";
+    tool_calls, started_at, finished_at, trace_key";
 
 fn insert_column_count() -> usize {
     INSERT_COLUMNS.split(',').count()
@@ -203,7 +208,7 @@ fn trace_sql() -> String {
 }
 
 /// Rows per INSERT. Each statement is a round trip to the connection's thread, which at 32 rows
-/// cost a quarter of the ledger's CPU; past 256 rows (5,888 parameters of SQLite's 32,766) the
+/// cost a quarter of the ledger's CPU; past 256 rows (6,144 parameters of SQLite's 32,766) the
 /// gain stops.
 const ROWS_PER_INSERT: usize = 256;
 
@@ -280,6 +285,7 @@ impl Store for SqliteStore {
                     .bind(signed(r.usage.completion_tokens))
                     .bind(signed(r.usage.total_tokens))
                     .bind(r.cost_usd)
+                    .bind(i64::from(r.tool_calls))
                     .bind(r.started_at)
                     .bind(r.finished_at)
                     .bind(key);
@@ -314,7 +320,8 @@ impl Store for SqliteStore {
                     SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS errors, \
                     SUM(prompt_tokens) AS prompt_tokens, \
                     SUM(completion_tokens) AS completion_tokens, \
-                    SUM(total_tokens) AS total_tokens, TOTAL(cost_usd) AS cost_usd \
+                    SUM(total_tokens) AS total_tokens, TOTAL(cost_usd) AS cost_usd, \
+                    SUM(tool_calls) AS tool_calls \
              FROM calls WHERE started_at >= ? AND started_at < ? \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
@@ -333,6 +340,7 @@ impl Store for SqliteStore {
                     completion_tokens: unsigned(row.try_get("completion_tokens")?),
                     total_tokens: unsigned(row.try_get("total_tokens")?),
                     cost_usd: row.try_get("cost_usd")?,
+                    tool_calls: unsigned(row.try_get("tool_calls")?),
                 })
             })
             .collect()
@@ -370,6 +378,7 @@ fn record(row: &SqliteRow) -> Result<CallRecord, LedgerError> {
             total_tokens: unsigned(row.try_get("total_tokens")?),
         },
         cost_usd: row.try_get("cost_usd")?,
+        tool_calls: tool_calls(row.try_get("tool_calls")?),
         metadata: metadata_from_json(row.try_get("metadata")?)?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -450,6 +459,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(unkeyed, 0);
+    }
+
+    /// A file the release before `tool_calls` wrote (migrations 1–4) is upgraded at start
+    /// without rewriting its rows: they read 0, and new rows keep their count.
+    #[tokio::test]
+    async fn a_file_from_before_tool_calls_reads_zero_for_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let before = SqliteStore::connect(&url).await.unwrap();
+        migrator(&MIGRATIONS[..4])
+            .await
+            .unwrap()
+            .run(&before.pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO calls (trace_id, span_id, method, requested_model, status, latency_ms, \
+             started_at, finished_at, trace_key) \
+             VALUES ('old', 's', 'llm.complete', 'm', 'ok', 1, 1, 2, ?)",
+        )
+        .bind(trace_key("old"))
+        .execute(&before.pool)
+        .await
+        .unwrap();
+        before.pool.close().await;
+
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let old = store.trace("old").await.unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].tool_calls, 0);
+        let asked = CallRecord {
+            tool_calls: 3,
+            ..call("new", 3)
+        };
+        store.insert(vec![asked.clone()]).await.unwrap();
+        assert_eq!(store.trace("new").await.unwrap(), [asked]);
     }
 
     #[tokio::test]
