@@ -11,6 +11,8 @@ pub mod error;
 pub mod gateway;
 pub mod ledger;
 pub mod mock_upstream;
+pub mod openai;
+pub mod params;
 pub mod providers;
 pub mod resilience;
 pub mod routing;

@@ -180,6 +180,35 @@ pub struct ToolCallDelta {
     pub arguments: String,
 }
 
+/// OpenAI's wire form, which every surface sends: `{"index", "id"?, "type"?, "function":
+/// {"name"?, "arguments"}}`, with `type` beside the id on a call's first piece.
+impl Serialize for ToolCallDelta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        struct Function<'a>(&'a ToolCallDelta);
+        impl Serialize for Function<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                if let Some(name) = &self.0.name {
+                    map.serialize_entry("name", name)?;
+                }
+                map.serialize_entry("arguments", &self.0.arguments)?;
+                map.end()
+            }
+        }
+
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("index", &self.index)?;
+        if let Some(id) = &self.id {
+            map.serialize_entry("id", id)?;
+            map.serialize_entry("type", &ToolKind::Function)?;
+        }
+        map.serialize_entry("function", &Function(self))?;
+        map.end()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReasoningEffort {
@@ -203,6 +232,10 @@ pub struct ChatRequest {
     pub tool_choice: Option<ToolChoice>,
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<ResponseFormat>,
+    /// Chat Completions members the vocabulary does not model (`seed`, `user`, penalties, …),
+    /// from the OpenAI-compatible surface: sent to OpenAI as they came, mapped by the other
+    /// providers where they have an equivalent, dropped otherwise.
+    pub passthrough: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -167,8 +167,10 @@ impl Gateway {
         self.allowed.store(Arc::new(allowed));
     }
 
+    /// A whole answer. `method` names the call in the ledger and logs (`llm.complete`, …).
     pub async fn complete(
         &self,
+        method: &'static str,
         call: CallRequest,
         ctx: &CallContext,
     ) -> Result<Completion, Error> {
@@ -177,7 +179,7 @@ impl Gateway {
             deadline,
             slot: _slot,
             mut attempts,
-        } = self.begin(call, ctx, "llm.complete")?;
+        } = self.begin(call, ctx, method)?;
         let limit = self.settings.first_byte_timeout;
         let answered = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
             let answer = call.upstream.provider.complete(call.req, call.trace);
@@ -213,13 +215,18 @@ impl Gateway {
     /// Starts a streamed answer. Until its first piece the stream may be retried or fall back;
     /// a failure before then is returned as `Err`, for transports to answer as the error of the
     /// request itself.
-    pub async fn stream(&self, call: CallRequest, ctx: &CallContext) -> Result<ChunkStream, Error> {
+    pub async fn stream(
+        &self,
+        method: &'static str,
+        call: CallRequest,
+        ctx: &CallContext,
+    ) -> Result<ChunkStream, Error> {
         let Begun {
             mut req,
             deadline,
             slot,
             mut attempts,
-        } = self.begin(call, ctx, "llm.stream")?;
+        } = self.begin(call, ctx, method)?;
         let (limit, idle) = (self.settings.first_byte_timeout, self.settings.idle_timeout);
         let started = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
             async move {

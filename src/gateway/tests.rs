@@ -197,7 +197,7 @@ async fn a_transient_failure_is_retried_on_the_same_provider() {
     );
     let gateway = gateway(&[Arc::clone(&openai)], 2, 5);
     let done = gateway
-        .complete(call("openai/m", None), &ctx())
+        .complete("llm.complete", call("openai/m", None), &ctx())
         .await
         .unwrap();
     assert_eq!(done.response.content, "ok");
@@ -212,7 +212,10 @@ async fn a_failure_that_retries_cannot_mend_falls_back_to_the_next_model() {
     );
     let anthropic = Fake::new(ProviderName::Anthropic, vec![Reply::Answer("from claude")]);
     let gateway = gateway(&[Arc::clone(&openai), Arc::clone(&anthropic)], 0, 5);
-    let done = gateway.complete(call("pair", None), &ctx()).await.unwrap();
+    let done = gateway
+        .complete("llm.complete", call("pair", None), &ctx())
+        .await
+        .unwrap();
     assert_eq!(done.response.content, "from claude");
     assert_eq!(done.route.provider, ProviderName::Anthropic);
     assert_eq!(
@@ -230,7 +233,7 @@ async fn a_request_error_is_neither_retried_nor_sent_elsewhere() {
     let anthropic = Fake::new(ProviderName::Anthropic, vec![]);
     let gateway = gateway(&[Arc::clone(&openai), Arc::clone(&anthropic)], 3, 5);
     let err = gateway
-        .complete(call("pair", None), &ctx())
+        .complete("llm.complete", call("pair", None), &ctx())
         .await
         .unwrap_err();
     assert_eq!(
@@ -247,10 +250,12 @@ async fn an_open_circuit_answers_without_asking_the_provider() {
         vec![Reply::Fail(ErrorKind::ProviderUnavailable)],
     );
     let gateway = gateway(&[Arc::clone(&openai)], 0, 1);
-    let first = gateway.complete(call("openai/m", None), &ctx()).await;
+    let first = gateway
+        .complete("llm.complete", call("openai/m", None), &ctx())
+        .await;
     assert_eq!(first.unwrap_err().kind, ErrorKind::ProviderUnavailable);
     let err = gateway
-        .complete(call("openai/m", None), &ctx())
+        .complete("llm.complete", call("openai/m", None), &ctx())
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ProviderUnavailable);
@@ -265,7 +270,7 @@ async fn a_hanging_provider_ends_at_the_call_deadline() {
     let started = tokio::time::Instant::now();
     let timeout = Some(Duration::from_millis(250));
     let err = gateway
-        .complete(call("openai/m", timeout), &ctx())
+        .complete("llm.complete", call("openai/m", timeout), &ctx())
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
@@ -285,7 +290,7 @@ async fn a_stream_retries_until_its_first_delta_then_streams_to_its_end() {
     );
     let gateway = gateway(&[Arc::clone(&openai)], 2, 5);
     let chunks: Vec<Chunk> = gateway
-        .stream(call("openai/m", None), &ctx())
+        .stream("llm.stream", call("openai/m", None), &ctx())
         .await
         .unwrap()
         .collect()
@@ -309,7 +314,7 @@ async fn dropping_a_stream_drops_its_upstream_and_counts_a_cancellation() {
     );
     let gateway = gateway(&[Arc::clone(&openai)], 0, 5);
     let mut chunks = gateway
-        .stream(call("openai/m", None), &ctx())
+        .stream("llm.stream", call("openai/m", None), &ctx())
         .await
         .unwrap();
     assert!(matches!(chunks.next().await, Some(Chunk::Delta(t)) if t == "first"));

@@ -208,6 +208,10 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
     if !req.stop.is_empty() {
         body["stop_sequences"] = json!(req.stop);
     }
+    // Chat Completions' `user` is Anthropic's `metadata.user_id`: an end user's opaque id.
+    if let Some(user) = req.passthrough.get("user").filter(|u| u.is_string()) {
+        body["metadata"] = json!({ "user_id": user });
+    }
     if stream {
         body["stream"] = json!(true);
     }

@@ -176,6 +176,16 @@ fn request_body(req: &ChatRequest) -> Result<Value, Error> {
     if !req.stop.is_empty() {
         config.insert("stopSequences".into(), json!(req.stop));
     }
+    // The Chat Completions members Gemini has an equivalent for.
+    for (from, to) in [
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ] {
+        if let Some(value) = req.passthrough.get(from) {
+            config.insert(to.into(), value.clone());
+        }
+    }
     if let (true, Some(effort)) = (has_thinking(&req.model), req.reasoning_effort) {
         config.insert(
             "thinkingConfig".into(),

@@ -136,6 +136,11 @@ fn request_body(req: &ChatRequest, stream: bool) -> Value {
         body["stream"] = json!(true);
         body["stream_options"] = json!({ "include_usage": true });
     }
+    if let Value::Object(fields) = &mut body {
+        for (name, value) in &req.passthrough {
+            fields.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
     body
 }
 

@@ -10,12 +10,11 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::errors::{to_json, to_rpc_error};
-use super::params::{self, log_invalid};
 use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
+use crate::params::{self, log_invalid};
 use crate::telemetry;
-use crate::types::ToolCallDelta;
 
 /// The OpenRPC document: one file, served by `rpc.discover` and published in `proto-docs/`.
 pub const OPENRPC: &str = include_str!("../../proto-docs/openrpc.json");
@@ -60,7 +59,7 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
     let span = telemetry::call_span("llm.complete", &mut ctx);
     async {
         let call = call.inspect_err(log_invalid)?;
-        let completion = gateway.complete(call, &ctx).await?;
+        let completion = gateway.complete("llm.complete", call, &ctx).await?;
         Ok(complete_result(&completion, &ctx))
     }
     .instrument(span)
@@ -78,7 +77,7 @@ pub async fn start_stream(
     let span = telemetry::call_span("llm.stream", &mut ctx);
     let stream = async {
         let call = call.inspect_err(log_invalid)?;
-        gateway.stream(call, &ctx).await
+        gateway.stream("llm.stream", call, &ctx).await
     }
     .instrument(span.clone())
     .await;
@@ -140,19 +139,6 @@ pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {
     result
 }
 
-/// OpenAI's delta form: `index` always, `id`, `type` and `name` on a call's first piece.
-fn tool_call_delta(delta: &ToolCallDelta) -> Value {
-    let mut out = json!({ "index": delta.index, "function": { "arguments": delta.arguments } });
-    if let Some(id) = &delta.id {
-        out["id"] = json!(id);
-        out["type"] = json!("function");
-    }
-    if let Some(name) = &delta.name {
-        out["function"]["name"] = json!(name);
-    }
-    out
-}
-
 /// Numbers and renders the chunks of one stream.
 pub struct ChunkWriter {
     ctx: CallContext,
@@ -175,7 +161,7 @@ impl ChunkWriter {
             Chunk::ToolCall(delta) => {
                 out["delta"] = json!("");
                 out["done"] = json!(false);
-                out["tool_calls"] = json!([tool_call_delta(&delta)]);
+                out["tool_calls"] = json!([delta]);
             }
             Chunk::Done(s) => {
                 out["delta"] = json!("");

@@ -5,7 +5,6 @@ mod envelope;
 pub mod errors;
 pub mod methods;
 mod ops;
-mod params;
 mod sse;
 mod views;
 mod ws;
@@ -131,6 +130,18 @@ impl App {
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
                 .body(HttpBody::from(self.gateway.scrape().encode()))?,
+            (&Method::POST, "/v1/chat/completions") => {
+                let tp = traceparent(req.headers());
+                match read_body(req.into_body(), self.max_body).await? {
+                    Some(body) => {
+                        crate::openai::chat_completions(Arc::clone(&self.gateway), &body, tp).await
+                    }
+                    None => crate::openai::too_large(self.max_body, tp),
+                }
+            }
+            (&Method::GET, "/v1/models") => {
+                crate::openai::models(&self.gateway, traceparent(req.headers()))
+            }
             (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(

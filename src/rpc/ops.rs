@@ -11,11 +11,11 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use super::errors::to_rpc_error;
-use super::params::{self, log_invalid};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
 use crate::ledger::{self, GroupBy, LedgerError};
+use crate::params::{self, log_invalid};
 use crate::telemetry;
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
-//! `llm.complete` / `llm.stream` params: parsed by name, checked against the contract's rules,
-//! with messages that name the field and the rule. The A2A context is read here for every
-//! method that takes one, `ops.*` included.
+//! What a caller asks of a model, checked once for every surface: `llm.complete` / `llm.stream`
+//! params (and the OpenAI-compatible surface's body, translated into them) are parsed by name and
+//! checked against the contract's rules, with messages that name the field and the rule. The A2A
+//! context is read here for every method that takes one, `ops.*` included.
 
 use std::time::Duration;
 
@@ -203,6 +204,7 @@ fn validate(params: CompleteParams) -> Result<CallRequest, Error> {
             tool_choice,
             parallel_tool_calls: params.parallel_tool_calls,
             response_format,
+            passthrough: Map::new(),
         },
         timeout,
         metadata: params.metadata.map(Value::Object),
@@ -224,7 +226,7 @@ fn readable(message: &str) -> String {
 }
 
 /// The log line of a call refused for its params, written where the params are read.
-pub(super) fn log_invalid(err: &Error) {
+pub fn log_invalid(err: &Error) {
     tracing::info!(status = err.kind.as_str(), "call refused: {}", err.message);
 }
 

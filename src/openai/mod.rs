@@ -1,0 +1,184 @@
+//! The OpenAI-compatible surface: `POST /v1/chat/completions` and `GET /v1/models` on the
+//! service's port, for the clients agents already have (OpenAI's SDKs, LangChain, LlamaIndex,
+//! curl). It only translates: a request becomes the same call as `llm.complete` or `llm.stream`
+//! (same params checks, routing, retries, deadlines, ledger and spans), and the answer goes back
+//! in Chat Completions' shapes. Every response carries the call's trace id in
+//! `x-llmrpc-trace-id` and `traceparent`.
+
+mod errors;
+mod request;
+mod response;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use jsonrpsee::server::{HttpBody, HttpResponse};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::context::{CallContext, TraceParent};
+use crate::gateway::Gateway;
+use crate::params;
+use crate::telemetry;
+
+/// The method name of these calls in the ledger, logs and spans.
+const METHOD: &str = "openai.chat.completions";
+
+/// Chunks buffered between the upstream and a slow reader; beyond it the upstream waits.
+const BUFFER: usize = 16;
+
+/// `POST /v1/chat/completions` with its body already read.
+pub async fn chat_completions(
+    gateway: Arc<Gateway>,
+    body: &[u8],
+    traceparent: Option<TraceParent>,
+) -> HttpResponse {
+    let fields = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => fields,
+        _ => {
+            let ctx = CallContext::new(None, traceparent.as_ref());
+            let message = "the body must be a JSON object of Chat Completions parameters";
+            return refused(&ctx, errors::invalid_request(message, None));
+        }
+    };
+    let request::Translated {
+        params: params_,
+        passthrough,
+        stream,
+        include_usage,
+    } = match request::translate(fields) {
+        Ok(split) => split,
+        Err((message, param)) => {
+            let ctx = CallContext::new(None, traceparent.as_ref());
+            return refused(&ctx, errors::invalid_request(&message, Some(param)));
+        }
+    };
+    let requested = params_
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let text = Value::Object(params_).to_string();
+    let (mut ctx, call) = params::parse(Some(&text), traceparent.as_ref());
+    let span = telemetry::call_span(METHOD, &mut ctx);
+    let call = match call {
+        Ok(mut call) => {
+            call.chat.passthrough = passthrough;
+            call
+        }
+        Err(err) => {
+            span.in_scope(|| params::log_invalid(&err));
+            return refused(&ctx, errors::answer(&err));
+        }
+    };
+    if !stream {
+        let answered = gateway.complete(METHOD, call, &ctx).instrument(span).await;
+        return match answered {
+            Ok(completion) => json(
+                &ctx,
+                StatusCode::OK,
+                &response::completion(&completion, &ctx),
+            ),
+            Err(err) => refused(&ctx, errors::answer(&err)),
+        };
+    }
+    let started = gateway
+        .stream(METHOD, call, &ctx)
+        .instrument(span.clone())
+        .await;
+    let mut chunks = match started {
+        Ok(chunks) => chunks,
+        Err(err) => return refused(&ctx, errors::answer(&err)),
+    };
+    let mut writer = response::ChunkWriter::new(&ctx, requested, include_usage);
+    let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
+    let pump = async move {
+        loop {
+            // A reader that goes away closes the channel, which drops the upstream request.
+            let chunk = tokio::select! {
+                chunk = chunks.next() => chunk,
+                () = tx.closed() => return,
+            };
+            let Some(chunk) = chunk else { break };
+            let failed = matches!(chunk, crate::gateway::Chunk::Failed(_));
+            for event in writer.render(chunk, |err| errors::answer(err).body) {
+                if tx.send(sse(&event.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            if failed {
+                return;
+            }
+        }
+        let _ = tx.send(sse("[DONE]")).await;
+    };
+    tokio::spawn(pump.instrument(span));
+    let mut rx = rx;
+    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    with_trace(response, &ctx)
+}
+
+/// The answer to a body over the service's size limit.
+pub fn too_large(limit: usize, traceparent: Option<TraceParent>) -> HttpResponse {
+    let ctx = CallContext::new(None, traceparent.as_ref());
+    let message = format!("the request body is larger than the limit of {limit} bytes");
+    let mut answer = errors::invalid_request(&message, None);
+    answer.status = StatusCode::PAYLOAD_TOO_LARGE;
+    refused(&ctx, answer)
+}
+
+/// `GET /v1/models`.
+pub fn models(gateway: &Gateway, traceparent: Option<TraceParent>) -> HttpResponse {
+    let ctx = CallContext::new(None, traceparent.as_ref());
+    json(&ctx, StatusCode::OK, &response::models(&gateway.models()))
+}
+
+fn sse(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn refused(ctx: &CallContext, answer: errors::Answer) -> HttpResponse {
+    let mut response = json(ctx, answer.status, &answer.body);
+    if let Some(seconds) = answer.retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn json(ctx: &CallContext, status: StatusCode, body: &Value) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_trace(response, ctx)
+}
+
+/// The call's trace id, verbatim, and its W3C `traceparent` (this call's span in the trace).
+fn with_trace(mut response: HttpResponse, ctx: &CallContext) -> HttpResponse {
+    let headers = response.headers_mut();
+    if let Ok(trace_id) = HeaderValue::from_str(&ctx.trace_id) {
+        headers.insert("x-llmrpc-trace-id", trace_id);
+    }
+    if let Ok(traceparent) = HeaderValue::from_str(&ctx.upstream_traceparent(&ctx.span_id)) {
+        headers.insert("traceparent", traceparent);
+    }
+    response
+}
