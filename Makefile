@@ -3,7 +3,8 @@
 
 CARGO ?= cargo
 VENV  := .venv
-# Python with the `websockets` package, for the WebSocket examples of proto-docs/.
+# Python with the packages of tests/interop/requirements.txt: `websockets` for the WebSocket
+# examples of proto-docs/, the official `openai` SDK for tests/openai_sdk.rs.
 PYTHON := $(CURDIR)/$(VENV)/bin/python
 
 .PHONY: run test lint build test-live demo
@@ -62,7 +63,9 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-$(VENV)/ready:
+# Rebuilt from scratch whenever the pins change, so no package of an older pin lingers.
+$(VENV)/ready: tests/interop/requirements.txt
+	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'websockets>=13'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 	touch $@
