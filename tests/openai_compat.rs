@@ -192,6 +192,7 @@ async fn bad_requests_get_openais_error_shape_and_nothing_is_sent() {
         let response = post(&service, body.clone()).await;
         assert_eq!(response.status(), status, "{body}");
         assert!(response.headers().contains_key("x-llmrpc-trace-id"));
+        assert_eq!(header(&response, "x-should-retry"), "false");
         let answer: Value = response.json().await.unwrap();
         let error = &answer["error"];
         assert_eq!(
@@ -218,6 +219,7 @@ async fn upstream_failures_map_to_the_statuses_openai_clients_expect() {
     )
     .await;
     assert_eq!(response.status(), 429);
+    assert_eq!(header(&response, "x-should-retry"), "true");
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["code"], "rate_limit_exceeded", "{answer}");
     assert_eq!(answer["error"]["type"], "rate_limit_error");
@@ -254,4 +256,24 @@ async fn models_lists_what_a_caller_can_name() {
         (&entry["object"], &entry["owned_by"]),
         (&json!("model"), &json!("openai"))
     );
+
+    for (id, status) in [
+        ("openai/gpt-4.1-mini", 200),
+        ("openai%2Fgpt-4.1-mini", 200),
+        ("fast", 200),
+        ("llama-3", 404),
+    ] {
+        let response = http_client()
+            .get(format!("{}/v1/models/{id}", service.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{id}");
+        let body: Value = response.json().await.unwrap();
+        if status == 200 {
+            assert_eq!(body["id"], id.replace("%2F", "/"));
+        } else {
+            assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+        }
+    }
 }

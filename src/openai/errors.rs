@@ -12,6 +12,9 @@ pub(super) struct Answer {
     pub status: StatusCode,
     pub body: Value,
     pub retry_after_s: Option<u64>,
+    /// Whether sending the same request again may help: OpenAI's SDKs read it from
+    /// `x-should-retry` before their own rule (which would retry every 5xx).
+    pub retryable: bool,
 }
 
 /// The status, OpenAI's error `type` and `code` of each kind.
@@ -77,6 +80,7 @@ pub(super) fn answer(err: &Error) -> Answer {
         status,
         body: body(&err.message, kind, param_of(err), code),
         retry_after_s,
+        retryable: err.retryable,
     }
 }
 
@@ -86,6 +90,23 @@ pub(super) fn invalid_request(message: &str, param: Option<&str>) -> Answer {
         status: StatusCode::BAD_REQUEST,
         body: body(message, "invalid_request_error", param, "invalid_request"),
         retry_after_s: None,
+        retryable: false,
+    }
+}
+
+/// A model id `/v1/models/{id}` does not list.
+pub(super) fn model_not_found(id: &str) -> Answer {
+    let message = format!("model {id:?} is not one this service lists");
+    Answer {
+        status: StatusCode::NOT_FOUND,
+        body: body(
+            &message,
+            "invalid_request_error",
+            Some("model"),
+            "model_not_found",
+        ),
+        retry_after_s: None,
+        retryable: false,
     }
 }
 

@@ -147,17 +147,31 @@ pub fn models(gateway: &Gateway, traceparent: Option<TraceParent>) -> HttpRespon
     json(&ctx, StatusCode::OK, &response::models(&gateway.models()))
 }
 
+/// `GET /v1/models/{id}`: one entry of the list.
+pub fn model(gateway: &Gateway, id: &str, traceparent: Option<TraceParent>) -> HttpResponse {
+    let ctx = CallContext::new(None, traceparent.as_ref());
+    let list = response::models(&gateway.models());
+    let found = list["data"]
+        .as_array()
+        .and_then(|models| models.iter().find(|m| m["id"] == id));
+    match found {
+        Some(entry) => json(&ctx, StatusCode::OK, entry),
+        None => refused(&ctx, errors::model_not_found(id)),
+    }
+}
+
 fn sse(data: &str) -> Bytes {
     Bytes::from(format!("data: {data}\n\n"))
 }
 
 fn refused(ctx: &CallContext, answer: errors::Answer) -> HttpResponse {
     let mut response = json(ctx, answer.status, &answer.body);
+    let headers = response.headers_mut();
     if let Some(seconds) = answer.retry_after_s {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    let retry = if answer.retryable { "true" } else { "false" };
+    headers.insert("x-should-retry", HeaderValue::from_static(retry));
     response
 }
 

@@ -142,6 +142,11 @@ impl App {
             (&Method::GET, "/v1/models") => {
                 crate::openai::models(&self.gateway, traceparent(req.headers()))
             }
+            (&Method::GET, path) if path.starts_with("/v1/models/") => {
+                // Clients that encode the id's slash send `%2F`.
+                let id = path["/v1/models/".len()..].replace("%2F", "/");
+                crate::openai::model(&self.gateway, &id, traceparent(req.headers()))
+            }
             (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
             (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
             (_, "/") => plain_response(
