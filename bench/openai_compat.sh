@@ -38,7 +38,7 @@ for c in 1 16; do
   run direct2 "$c" --openai-url "http://$MOCK/v1"
 done
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" <<'PY' | tee "$OUT/table.md"
 import json, sys
 out = sys.argv[1]
 def load(name, c):

@@ -172,7 +172,18 @@ w("bench/soak.sh                # 5 minutes at 500 req/s: memory and errors; the
 w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --duration 10 --json")
 w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
 w("python3 bench/sqlite_floor.py  # SQLite's own CPU per ledger row on this machine, without llmrpc")
+w("bench/openai_compat.sh         # the OpenAI-compatible surface beside the JSON-RPC path")
 w("```")
+compat = os.path.join(out, "openai-compat", "table.md")
+if os.path.exists(compat):
+    w("")
+    w("## The OpenAI-compatible surface beside the JSON-RPC path")
+    w("")
+    w("`bench/openai_compat.sh` (run by bench/run.sh): one service, the same mock and load generator; "
+      "`llmrpc bench --url` for `llm.complete`, `llmrpc bench --openai-url …/v1` for "
+      "`POST /v1/chat/completions` and for the mock directly, alternating. Added latency is over direct.")
+    w("")
+    w(open(compat).read().rstrip())
 print("\n".join(lines))
 extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
 if os.path.exists(extra):

@@ -98,6 +98,8 @@ if [ "${COMPARE:-0}" = 1 ]; then
   MOCK="$MOCK" OUT="$OUT" DURATION="$DURATION" WARMUP="$WARMUP" bench/compare.sh
 fi
 
+bench/openai_compat.sh >/dev/null
+
 cpu_account end
 mkdir -p docs
 python3 bench/report.py "$OUT" > docs/benchmarks.md
