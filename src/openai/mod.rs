@@ -64,8 +64,7 @@ pub async fn chat_completions(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let text = Value::Object(params_).to_string();
-    let (mut ctx, call) = params::parse(Some(&text), traceparent.as_ref());
+    let (mut ctx, call) = params::parse_value(Some(Value::Object(params_)), traceparent.as_ref());
     let span = telemetry::call_span(METHOD, &mut ctx);
     let call = match call {
         Ok(mut call) => {

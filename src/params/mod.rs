@@ -54,7 +54,15 @@ pub fn parse(
             return (CallContext::new(a2a, traceparent), validate(params));
         }
     }
-    let value: Option<Value> = raw.and_then(|r| serde_json::from_str(r).ok());
+    parse_value(raw.and_then(|r| serde_json::from_str(r).ok()), traceparent)
+}
+
+/// The same for params already parsed (the OpenAI-compatible surface's, taken from its body);
+/// `None` is absent or unreadable params.
+pub fn parse_value(
+    value: Option<Value>,
+    traceparent: Option<&TraceParent>,
+) -> (CallContext, Result<CallRequest, Error>) {
     let (ctx, valid) = context(
         value.as_ref().and_then(|v| v.get("a2a_context")),
         traceparent,
