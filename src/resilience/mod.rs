@@ -1,12 +1,14 @@
 //! What keeps calls correct when providers misbehave: retries with backoff, circuit breakers,
-//! client-side rate limits and the call deadline.
+//! client-side rate limits, rate limits shared by the replicas, and the call deadline.
 
 pub mod breaker;
 pub mod limits;
+pub mod rate;
 pub mod retry;
 
 pub use breaker::{Breaker, BreakerPolicy, BreakerState};
 pub use limits::Limiter;
+pub use rate::{RateLimits, Rule};
 pub use retry::RetryPolicy;
 
 use std::time::Duration;
