@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::access::AuthMode;
 use crate::ledger::{DEFAULT_DATABASE_URL, Price};
 use crate::resilience::{BreakerPolicy, RetryPolicy};
 use crate::types::{ProviderName, Secret};
@@ -68,6 +69,12 @@ pub struct Config {
     pub ledger_capacity: usize,
     /// Prices overriding the built-in list, keyed `provider/model`.
     pub prices: BTreeMap<String, Price>,
+    /// Whether callers must present a key (`LLMRPC_AUTH`).
+    pub auth: AuthMode,
+    /// Where replicas share rate limits (`LLMRPC_REDIS_URL`); each keeps its own without it.
+    pub redis_url: Option<String>,
+    /// The output cap of a call paid from credits that sets no `max_tokens`.
+    pub budget_max_tokens: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// The file this was read from, re-read on SIGHUP.
@@ -93,6 +100,9 @@ struct FileConfig {
     ledger_capacity: Option<usize>,
     #[serde(default)]
     prices: BTreeMap<String, Price>,
+    auth: Option<String>,
+    redis_url: Option<String>,
+    budget_max_tokens: Option<u32>,
     max_connections: Option<u32>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
@@ -272,6 +282,17 @@ impl Config {
             },
             None => file_config.log.format.unwrap_or(LogFormat::Pretty),
         };
+        let auth = match env("LLMRPC_AUTH").or(file_config.auth).as_deref() {
+            None | Some("auto") => AuthMode::Auto,
+            Some("required") => AuthMode::Required,
+            Some("off") => AuthMode::Off,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LLMRPC_AUTH",
+                    reason: format!("{other:?} is none of auto, required, off"),
+                });
+            }
+        };
         let aliases = file_config
             .aliases
             .into_iter()
@@ -335,6 +356,15 @@ impl Config {
                 )?
                 .max(1),
             prices: file_config.prices,
+            auth,
+            redis_url: env("LLMRPC_REDIS_URL").or(file_config.redis_url),
+            budget_max_tokens: read
+                .number(
+                    "LLMRPC_BUDGET_MAX_TOKENS",
+                    file_config.budget_max_tokens,
+                    8192,
+                )?
+                .max(1),
             max_request_body_bytes: file_config
                 .max_request_body_bytes
                 .unwrap_or(10 * 1024 * 1024),

@@ -1,7 +1,11 @@
 //! The caller's A2A context and W3C trace context: what identifies a call from the agent that
 //! made it, through every upstream request, log line and result.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::access::Caller;
 
 use crate::error::Error;
 
@@ -144,6 +148,8 @@ pub struct CallContext {
     pub parent_span_id: Option<String>,
     /// The context as received, to be echoed back with the ids filled in.
     pub a2a: A2aContext,
+    /// Who calls, when the request presented a valid key; set by the surface.
+    pub caller: Option<Arc<Caller>>,
 }
 
 impl CallContext {
@@ -170,6 +176,7 @@ impl CallContext {
             span_id,
             parent_span_id,
             a2a,
+            caller: None,
         }
     }
 

@@ -18,6 +18,10 @@ pub enum ErrorKind {
     ContextLengthExceeded,
     ProviderRejected,
     Overloaded,
+    /// The caller's key is missing, unknown or revoked, or does not allow what it asked.
+    Unauthorized,
+    /// The caller's team cannot afford the call.
+    BudgetExceeded,
     /// Something of the service's own failed (the ledger's database, say).
     Internal,
 }
@@ -35,6 +39,8 @@ impl ErrorKind {
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::ProviderRejected => "provider_rejected",
             Self::Overloaded => "overloaded",
+            Self::Unauthorized => "unauthorized",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::Internal => "internal",
         }
     }
@@ -46,6 +52,45 @@ impl ErrorKind {
             Self::RateLimited | Self::Timeout | Self::ProviderUnavailable | Self::Overloaded
         )
     }
+}
+
+/// Why a caller was refused (`error.data.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    MissingKey,
+    UnknownKey,
+    RevokedKey,
+    AdminOnly,
+    ModelNotAllowedForTeam,
+}
+
+impl Denial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingKey => "missing_key",
+            Self::UnknownKey => "unknown_key",
+            Self::RevokedKey => "revoked_key",
+            Self::AdminOnly => "admin_only",
+            Self::ModelNotAllowedForTeam => "model_not_allowed_for_team",
+        }
+    }
+
+    /// Whether the caller is known but not allowed (HTTP 403), rather than unknown (401).
+    pub fn is_forbidden(self) -> bool {
+        matches!(self, Self::AdminOnly | Self::ModelNotAllowedForTeam)
+    }
+}
+
+/// What a refusal of the caller's says beyond its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    Denied(Denial),
+    /// The reservation a call needed, and what its team had left.
+    Budget {
+        team_id: String,
+        credits_usd: f64,
+        needed_usd: f64,
+    },
 }
 
 /// A failed call, with whatever is known about the upstream side.
@@ -61,6 +106,8 @@ pub struct Error {
     pub retry_after: Option<Duration>,
     /// Whether sending the same request again may succeed; starts as the kind's default.
     pub retryable: bool,
+    /// Boxed: most errors have none, and errors travel by value.
+    pub detail: Option<Box<Detail>>,
 }
 
 impl Error {
@@ -73,6 +120,35 @@ impl Error {
             attempts: None,
             retry_after: None,
             retryable: kind.is_retryable(),
+            detail: None,
+        }
+    }
+
+    pub fn denied(denial: Denial, message: impl Into<String>) -> Self {
+        let mut err = Self::new(ErrorKind::Unauthorized, message);
+        err.detail = Some(Box::new(Detail::Denied(denial)));
+        err
+    }
+
+    pub fn budget_exceeded(team_id: &str, credits_usd: f64, needed_usd: f64) -> Self {
+        let message = format!(
+            "team {team_id:?} has {credits_usd:.6} USD of credits left; this call needs up to \
+             {needed_usd:.6} USD"
+        );
+        let mut err = Self::new(ErrorKind::BudgetExceeded, message);
+        err.detail = Some(Box::new(Detail::Budget {
+            team_id: team_id.to_owned(),
+            credits_usd,
+            needed_usd,
+        }));
+        err
+    }
+
+    /// Why the caller was refused, for an `Unauthorized` error.
+    pub fn denial(&self) -> Option<Denial> {
+        match self.detail.as_deref() {
+            Some(Detail::Denied(denial)) => Some(*denial),
+            _ => None,
         }
     }
 

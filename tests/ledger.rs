@@ -69,6 +69,8 @@ fn success() -> CallRecord {
         metadata: Some(json!({"job": "nightly", "n": 3, "tags": ["a", "b"]})),
         started_at: T0,
         finished_at: T0 + 401,
+        team_id: Some("team_a".into()),
+        key_prefix: Some("llmrpc-1a2b3c4d".into()),
     }
 }
 
@@ -256,7 +258,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
         }
     };
 
-    let by_provider = store.usage(T0, T0 + HOUR, GroupBy::Provider).await;
+    let by_provider = store.usage(T0, T0 + HOUR, GroupBy::Provider, None).await;
     check(
         by_provider.unwrap(),
         vec![
@@ -265,7 +267,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
             row(None, 1, 1, 0, 0, 0.0, 0),
         ],
     );
-    let by_model = store.usage(T0, T0 + HOUR, GroupBy::Model).await;
+    let by_model = store.usage(T0, T0 + HOUR, GroupBy::Model, None).await;
     check(
         by_model.unwrap(),
         vec![
@@ -274,7 +276,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
             row(None, 1, 1, 0, 0, 0.0, 0),
         ],
     );
-    let by_agent = store.usage(T0, T0 + HOUR, GroupBy::SourceAgent).await;
+    let by_agent = store.usage(T0, T0 + HOUR, GroupBy::SourceAgent, None).await;
     check(
         by_agent.unwrap(),
         vec![
@@ -284,9 +286,18 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
         ],
     );
 
+    // One team's calls alone, by team: what a caller key's ops.usage covers.
+    let one_team = store
+        .usage(T0, T0 + HOUR, GroupBy::Team, Some("team_a"))
+        .await;
+    check(
+        one_team.unwrap(),
+        vec![row(Some("team_a"), 1, 0, 100, 20, success().cost_usd, 2)],
+    );
+
     // A wider window takes in the old call too.
     let wide = store
-        .usage(T0 - 48 * HOUR, T0 + HOUR, GroupBy::SourceAgent)
+        .usage(T0 - 48 * HOUR, T0 + HOUR, GroupBy::SourceAgent, None)
         .await
         .unwrap();
     let planner = wide
@@ -296,7 +307,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
     assert_eq!((planner.calls, planner.total_tokens), (3, 194));
     // An empty window has no rows.
     let empty = store
-        .usage(T0 + 2 * HOUR, T0 + 3 * HOUR, GroupBy::Provider)
+        .usage(T0 + 2 * HOUR, T0 + 3 * HOUR, GroupBy::Provider, None)
         .await;
     assert!(empty.unwrap().is_empty());
 }
@@ -350,7 +361,7 @@ async fn records_are_written_in_batches(store: Arc<dyn Store>) {
         assert!(ledger.record(record));
     }
     ledger.flush().await.unwrap();
-    let stored = ledger.trace("batch").await.unwrap();
+    let stored = ledger.trace("batch", None).await.unwrap();
     assert_eq!(stored.len(), 600);
     assert!(stored.windows(2).all(|w| w[0].started_at < w[1].started_at));
     assert_eq!(ledger.dropped(), 0);
@@ -365,7 +376,7 @@ async fn records_are_written_in_batches(store: Arc<dyn Store>) {
 
     // Usage through the ledger reads the same store.
     let rows = ledger
-        .usage(T0, T0 + HOUR, GroupBy::Provider)
+        .usage(T0, T0 + HOUR, GroupBy::Provider, None)
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
@@ -556,7 +567,13 @@ impl Store for Refusing {
         Ok(Vec::new())
     }
 
-    async fn usage(&self, _: i64, _: i64, _: GroupBy) -> Result<Vec<UsageRow>, LedgerError> {
+    async fn usage(
+        &self,
+        _: i64,
+        _: i64,
+        _: GroupBy,
+        _: Option<&str>,
+    ) -> Result<Vec<UsageRow>, LedgerError> {
         Ok(Vec::new())
     }
 

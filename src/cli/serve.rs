@@ -4,10 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use crate::access::{self, Access, AuthMode};
 use crate::config::Config;
 use crate::gateway::{Gateway, Settings, Upstream};
+use crate::ledger::accounts::Accounts;
 use crate::ledger::{self, Ledger, Prices};
 use crate::providers;
+use crate::resilience::RateLimits;
 use crate::routing::ModelRegistry;
 use crate::rpc::{self, Limits};
 use crate::telemetry;
@@ -33,11 +38,15 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         .collect();
     let registry =
         ModelRegistry::new(catalogs, &config.aliases).map_err(|e| format!("config: {e}"))?;
+    let rates = Arc::new(match &config.redis_url {
+        Some(url) => RateLimits::shared(url).map_err(|e| format!("LLMRPC_REDIS_URL: {e}"))?,
+        None => RateLimits::local(),
+    });
     let upstreams = implemented
         .into_iter()
         .map(|p| {
             let settings = config.provider(p.name());
-            Upstream::new(p, settings)
+            Upstream::new(p, settings, Arc::clone(&rates))
         })
         .collect();
     let settings = Settings {
@@ -46,9 +55,17 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         first_byte_timeout: config.first_byte_timeout,
         idle_timeout: config.idle_timeout,
         max_in_flight: config.max_in_flight,
+        budget_max_tokens: config.budget_max_tokens,
     };
     let ledger = open_ledger(&config).await?;
+    let access = open_access(&config, &rates).await?;
     let prices = Prices::new(config.prices.clone());
+
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    guard_anonymous(&config, &access, &local)?;
     let gateway = Arc::new(Gateway::new(
         registry,
         upstreams,
@@ -56,12 +73,8 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         config.allowed_models.clone(),
         ledger.clone(),
         prices,
+        access,
     ));
-
-    let listener = tokio::net::TcpListener::bind(&config.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %local, "listening on {local}");
     for (name, provider) in &config.providers {
         if !provider.is_configured() {
@@ -109,6 +122,45 @@ async fn open_ledger(config: &Config) -> Result<Option<Ledger>, String> {
         config.ledger_capacity,
         Some(config.ledger_retention),
     )))
+}
+
+/// Callers and teams, kept in the ledger's database; without one, every caller is anonymous.
+async fn open_access(config: &Config, rates: &Arc<RateLimits>) -> Result<Arc<Access>, String> {
+    if config.database_url == "off" {
+        if config.auth == AuthMode::Required {
+            return Err(
+                "LLMRPC_AUTH=required needs the ledger's database, where caller keys \
+                        live, and LLMRPC_DATABASE_URL is off"
+                    .into(),
+            );
+        }
+        return Ok(Arc::new(Access::anonymous(Arc::clone(rates))));
+    }
+    let accounts = Accounts::open(&config.database_url)
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    Access::start(Arc::new(accounts), config.auth, Arc::clone(rates)).await
+}
+
+/// Anonymous service is for loopback only: on any other address, with no key to require, the
+/// service refuses to start (unless `LLMRPC_AUTH=off` says so, which is logged).
+fn guard_anonymous(config: &Config, access: &Access, addr: &SocketAddr) -> Result<(), String> {
+    if access.required() || access::is_loopback(addr) {
+        return Ok(());
+    }
+    if config.auth == AuthMode::Off {
+        tracing::warn!(
+            addr = %addr,
+            "LLMRPC_AUTH=off: serving anonymous callers on {addr}, which is not a loopback \
+             address; anyone who reaches it spends the provider keys"
+        );
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to serve anonymous callers on {addr}, which is not a loopback address: create \
+         a caller key first (llmrpc admin keys create --team ops --role admin, with the same \
+         LLMRPC_DATABASE_URL), or set LLMRPC_AUTH=off to serve anyway"
+    ))
 }
 
 /// SIGHUP re-reads the config file; the allow-list is what takes effect without a restart.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::access::{Access, Charge};
 use crate::context::CallContext;
 use crate::error::Error;
 use crate::ledger::{self, AttemptRecord, CallRecord, Ledger, Prices};
@@ -19,6 +20,8 @@ pub struct Recorders {
     pub metrics: Arc<Metrics>,
     pub ledger: Option<Ledger>,
     pub prices: Arc<Prices>,
+    /// Where a call's team is charged.
+    pub access: Arc<Access>,
 }
 
 pub(super) struct CallEnd {
@@ -28,6 +31,8 @@ pub(super) struct CallEnd {
     record: CallRecord,
     started: Instant,
     ttft: Option<Duration>,
+    /// The caller's team's hold on the call, settled when it ends.
+    charge: Option<Charge>,
     done: bool,
 }
 
@@ -40,6 +45,7 @@ impl CallEnd {
         metadata: Option<Value>,
     ) -> Self {
         let a2a = &ctx.a2a;
+        let caller = ctx.caller.as_deref();
         let record = CallRecord {
             trace_id: ctx.trace_id.clone(),
             span_id: ctx.span_id.clone(),
@@ -50,6 +56,8 @@ impl CallEnd {
             method: method.to_owned(),
             requested_model: requested_model.to_owned(),
             metadata,
+            team_id: caller.map(|c| c.team.id.clone()),
+            key_prefix: caller.map(|c| c.prefix.clone()),
             started_at: ledger::now_ms(),
             ..CallRecord::default()
         };
@@ -59,8 +67,14 @@ impl CallEnd {
             record,
             started: Instant::now(),
             ttft: None,
+            charge: None,
             done: false,
         }
+    }
+
+    /// The call is admitted on its team's credits and limits: it is settled when it ends.
+    pub(super) fn charge(&mut self, charge: Charge) {
+        self.charge = Some(charge);
     }
 
     /// The call has a provider: from here on it is counted against it.
@@ -177,6 +191,19 @@ impl CallEnd {
         // Signed, so that exporters send numbers rather than strings.
         span.record("gen_ai.usage.input_tokens", usage.prompt_tokens as i64);
         span.record("gen_ai.usage.output_tokens", usage.completion_tokens as i64);
+        if let (Some(provider), Some(model)) = (&record.provider, &record.model) {
+            record.cost_usd = self.recorders.prices.cost(provider, model, &usage);
+        }
+        if let Some(charge) = self.charge.take() {
+            // A cancelled call never learns what the provider billed for it: it is charged its
+            // reservation, the most it could have cost.
+            if status == "cancelled" {
+                record.cost_usd = charge.reserved_usd().unwrap_or(record.cost_usd);
+            }
+            self.recorders
+                .access
+                .settle(charge, record.cost_usd, usage.total_tokens);
+        }
         tracing::info!(
             provider = record.provider.as_deref(),
             model = record.model.as_deref(),
@@ -196,9 +223,6 @@ impl CallEnd {
         record.latency_ms = latency.as_millis() as u64;
         record.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
         record.usage = usage;
-        if let (Some(provider), Some(model)) = (&record.provider, &record.model) {
-            record.cost_usd = self.recorders.prices.cost(provider, model, &usage);
-        }
         record.finished_at = ledger::now_ms();
         ledger.record(std::mem::take(record));
     }

@@ -14,12 +14,13 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 
+use crate::access::{Access, Caller, budget};
 use crate::config::ProviderConfig;
 use crate::context::CallContext;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Denial, Error, ErrorKind};
 use crate::ledger::{Ledger, Prices};
 use crate::providers::Provider;
-use crate::resilience::{Breaker, Deadline, Limiter, RetryPolicy};
+use crate::resilience::{Breaker, Deadline, Limiter, RateLimits, RetryPolicy};
 use crate::routing::{ModelRegistry, Route};
 use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
@@ -91,6 +92,9 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_in_flight: usize,
+    /// The output cap of a call that names no `max_tokens` and is paid from credits: its
+    /// reservation must bound what it can cost.
+    pub budget_max_tokens: u32,
 }
 
 /// A provider with the state that guards it.
@@ -106,12 +110,24 @@ impl Upstream {
         self.provider.name()
     }
 
-    pub fn new(provider: Arc<dyn Provider>, config: &ProviderConfig) -> Self {
+    /// `rates` counts the provider's requests per minute: shared by the replicas, or this
+    /// one's own.
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        config: &ProviderConfig,
+        rates: Arc<RateLimits>,
+    ) -> Self {
+        let limiter = Limiter::new(
+            provider.name(),
+            config.requests_per_minute,
+            config.max_concurrent,
+            rates,
+        );
         Self {
             provider,
             retry: config.retry,
             breaker: Breaker::new(config.breaker),
-            limiter: Limiter::new(config.requests_per_minute, config.max_concurrent),
+            limiter,
         }
     }
 }
@@ -127,7 +143,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// `allowed_models` is the allow-list at start (a reload replaces it); `ledger` is where
-    /// finished calls are recorded, when there is one.
+    /// finished calls are recorded, when there is one; `access` knows callers and their teams.
     pub fn new(
         registry: ModelRegistry,
         upstreams: Vec<Upstream>,
@@ -135,11 +151,13 @@ impl Gateway {
         allowed_models: Option<Vec<String>>,
         ledger: Option<Ledger>,
         prices: Prices,
+        access: Arc<Access>,
     ) -> Self {
         let recorders = Recorders {
             metrics: Arc::new(Metrics::default()),
             ledger,
             prices: Arc::new(prices),
+            access,
         };
         Self {
             registry,
@@ -162,6 +180,10 @@ impl Gateway {
         self.recorders.ledger.as_ref()
     }
 
+    pub fn access(&self) -> &Arc<Access> {
+        &self.recorders.access
+    }
+
     /// Replaces the allow-list (config reload); calls already routed are unaffected.
     pub fn set_allowed_models(&self, allowed: Option<Vec<String>>) {
         self.allowed.store(Arc::new(allowed));
@@ -179,7 +201,7 @@ impl Gateway {
             deadline,
             slot: _slot,
             mut attempts,
-        } = self.begin(call, ctx, method)?;
+        } = self.begin(call, ctx, method).await?;
         let limit = self.settings.first_byte_timeout;
         let answered = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
             let answer = call.upstream.provider.complete(call.req, call.trace);
@@ -226,7 +248,7 @@ impl Gateway {
             deadline,
             slot,
             mut attempts,
-        } = self.begin(call, ctx, method)?;
+        } = self.begin(call, ctx, method).await?;
         let (limit, idle) = (self.settings.first_byte_timeout, self.settings.idle_timeout);
         let started = run_attempts(&mut attempts, &mut req, ctx, &deadline, |call| {
             async move {
@@ -265,15 +287,16 @@ impl Gateway {
         Ok(stream::iter([first]).chain(rest).boxed())
     }
 
-    /// Admission, governance and routing: everything decided before the first attempt.
-    fn begin(
+    /// Admission, governance, routing and the caller's team: everything decided before the
+    /// first attempt.
+    async fn begin(
         &self,
         call: CallRequest,
         ctx: &CallContext,
         method: &'static str,
     ) -> Result<Begun<'_>, Error> {
         let CallRequest {
-            chat: req,
+            chat: mut req,
             timeout,
             metadata,
         } = call;
@@ -294,10 +317,28 @@ impl Gateway {
                 format!("the service is at its limit of {limit} calls in flight; retry later");
             return Err(refuse(end, Error::new(ErrorKind::Overloaded, message)));
         };
-        let candidates = match self.candidates(&req.model) {
+        let candidates = match self.candidates(&req.model, ctx.caller.as_deref()) {
             Ok(candidates) => candidates,
             Err(err) => return Err(refuse(end, err)),
         };
+        let mut end = end;
+        if let Some(caller) = &ctx.caller {
+            if caller.team.credits_usd.is_some() && req.max_tokens.is_none() {
+                req.max_tokens = Some(self.settings.budget_max_tokens);
+            }
+            let worst_case = || {
+                let prices: Vec<_> = candidates
+                    .iter()
+                    .filter_map(|(r, _)| self.recorders.prices.get(r.provider.as_str(), &r.model))
+                    .collect();
+                let output = req.max_tokens.unwrap_or(self.settings.budget_max_tokens);
+                budget::worst_case(budget::prompt_tokens(&req), output, &prices)
+            };
+            match self.recorders.access.admit(caller, worst_case).await {
+                Ok(charge) => end.charge(charge),
+                Err(err) => return Err(refuse(end, err)),
+            }
+        }
         let attempts = Attempts::new(candidates, deadline, &self.recorders.metrics, end);
         Ok(Begun {
             req,
@@ -308,8 +349,13 @@ impl Gateway {
     }
 
     /// The models that may answer, in order: those whose provider has a key, or else the first
-    /// one, which then answers which key is missing.
-    fn candidates(&self, name: &str) -> Result<Vec<(Route, &Upstream)>, Error> {
+    /// one, which then answers which key is missing. The service's allow-list applies first, then
+    /// the caller's team's.
+    fn candidates(
+        &self,
+        name: &str,
+        caller: Option<&Caller>,
+    ) -> Result<Vec<(Route, &Upstream)>, Error> {
         let allowed = self.allowed.load();
         let mut routes = self.registry.resolve(name);
         if let Some(list) = allowed.as_ref() {
@@ -322,6 +368,20 @@ impl Gateway {
                         list.join(", ")
                     ),
                 ));
+            }
+        }
+        let team = caller
+            .map(|c| &c.team)
+            .filter(|t| !t.allowed_models.is_empty());
+        if let (Some(team), Ok(found)) = (team, &mut routes) {
+            found.retain(|r| self.permits(&team.allowed_models, r));
+            if found.is_empty() {
+                let message = format!(
+                    "model {name:?} is not allowed for team {:?}; its models: {}",
+                    team.name,
+                    team.allowed_models.join(", ")
+                );
+                return Err(Error::denied(Denial::ModelNotAllowedForTeam, message));
             }
         }
         let routed: Vec<(Route, &Upstream)> = routes?

@@ -152,7 +152,11 @@ fn gateway(fakes: &[Arc<Fake>], max_retries: u32, threshold: u32) -> Gateway {
         .iter()
         .map(|f| {
             let provider: Arc<dyn Provider> = Arc::clone(f) as Arc<dyn Provider>;
-            Upstream::new(provider, &config(max_retries, threshold))
+            Upstream::new(
+                provider,
+                &config(max_retries, threshold),
+                Arc::new(RateLimits::local()),
+            )
         })
         .collect();
     let settings = Settings {
@@ -161,8 +165,18 @@ fn gateway(fakes: &[Arc<Fake>], max_retries: u32, threshold: u32) -> Gateway {
         first_byte_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(30),
         max_in_flight: 8,
+        budget_max_tokens: 8192,
     };
-    Gateway::new(registry, upstreams, settings, None, None, Prices::default())
+    let access = Arc::new(Access::anonymous(Arc::new(RateLimits::local())));
+    Gateway::new(
+        registry,
+        upstreams,
+        settings,
+        None,
+        None,
+        Prices::default(),
+        access,
+    )
 }
 
 fn call(model: &str, timeout: Option<Duration>) -> CallRequest {

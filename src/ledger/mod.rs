@@ -3,6 +3,7 @@
 //! and when it falls behind records are dropped and counted rather than slowing calls down.
 //! SQLite by default, PostgreSQL when the URL says so; both behind one [`Store`] trait.
 
+pub mod accounts;
 pub mod postgres;
 pub mod pricing;
 pub mod sqlite;
@@ -83,6 +84,10 @@ pub struct CallRecord {
     pub tool_calls: u32,
     /// The caller's `metadata` param, as given.
     pub metadata: Option<Value>,
+    /// The team the call was charged to; `None` for anonymous calls.
+    pub team_id: Option<String>,
+    /// The public prefix of the caller's key (never the key).
+    pub key_prefix: Option<String>,
     /// Unix milliseconds; RFC 3339 in JSON.
     #[serde(serialize_with = "rfc3339")]
     pub started_at: i64,
@@ -98,6 +103,7 @@ pub enum GroupBy {
     /// By `provider/model`: the same model name may be served by two providers.
     Model,
     SourceAgent,
+    Team,
 }
 
 impl GroupBy {
@@ -107,6 +113,7 @@ impl GroupBy {
             Self::Provider => "provider",
             Self::Model => "provider || '/' || model",
             Self::SourceAgent => "source_agent",
+            Self::Team => "team_id",
         }
     }
 }
@@ -142,6 +149,8 @@ pub enum LedgerError {
     Json(#[from] serde_json::Error),
     #[error("the ledger writer has stopped")]
     Closed,
+    #[error("ledger data: {0}")]
+    Corrupt(String),
 }
 
 /// Where records are kept. Timestamps are unix milliseconds.
@@ -156,13 +165,14 @@ pub trait Store: Send + Sync {
     /// Every call of `trace_id`, oldest first.
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError>;
 
-    /// Totals of the calls started in `[since_ms, until_ms)`, ordered by key, calls without one
-    /// last.
+    /// Totals of the calls started in `[since_ms, until_ms)` (of one team's, with `team`),
+    /// ordered by key, calls without one last.
     async fn usage(
         &self,
         since_ms: i64,
         until_ms: i64,
         group_by: GroupBy,
+        team: Option<&str>,
     ) -> Result<Vec<UsageRow>, LedgerError>;
 
     /// Deletes the calls started before `older_than_ms`; returns how many.
@@ -263,10 +273,19 @@ impl Ledger {
         written.await.map_err(|_| LedgerError::Closed)?
     }
 
-    /// Every call of `trace_id`, oldest first; read from the store, so unflushed records are
-    /// not there yet.
-    pub async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError> {
-        self.store.trace(trace_id).await
+    /// Every call of `trace_id`, oldest first (of one team's, with `team`: another team's
+    /// trace reads as an unknown one); read from the store, so unflushed records are not there
+    /// yet.
+    pub async fn trace(
+        &self,
+        trace_id: &str,
+        team: Option<&str>,
+    ) -> Result<Vec<CallRecord>, LedgerError> {
+        let mut calls = self.store.trace(trace_id).await?;
+        if let Some(team) = team {
+            calls.retain(|c| c.team_id.as_deref() == Some(team));
+        }
+        Ok(calls)
     }
 
     pub async fn usage(
@@ -274,8 +293,9 @@ impl Ledger {
         since_ms: i64,
         until_ms: i64,
         group_by: GroupBy,
+        team: Option<&str>,
     ) -> Result<Vec<UsageRow>, LedgerError> {
-        self.store.usage(since_ms, until_ms, group_by).await
+        self.store.usage(since_ms, until_ms, group_by, team).await
     }
 }
 
@@ -408,7 +428,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
-fn rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     match format_rfc3339(*ms) {
         Some(text) => serializer.serialize_str(&text),
         None => Err(serde::ser::Error::custom(format!(
@@ -615,6 +635,7 @@ mod tests {
             ("provider", GroupBy::Provider),
             ("model", GroupBy::Model),
             ("source_agent", GroupBy::SourceAgent),
+            ("team", GroupBy::Team),
         ] {
             assert_eq!(
                 serde_json::from_value::<GroupBy>(json!(name)).unwrap(),

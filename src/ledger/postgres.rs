@@ -26,18 +26,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tool calls",
         include_str!("../../migrations/postgres/0002_tool_calls.sql"),
     ),
+    (
+        3,
+        "teams",
+        include_str!("../../migrations/postgres/0003_teams.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at";
+    metadata, started_at, finished_at, team_id, key_prefix";
 
 /// The columns as `trace` selects them: JSONB comes back as text, parsed like SQLite's.
 const SELECT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, \
     attempts::text AS attempts, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
-    total_tokens, cost_usd, tool_calls, metadata::text AS metadata, started_at, finished_at";
+    total_tokens, cost_usd, tool_calls, metadata::text AS metadata, started_at, finished_at, \
+    team_id, key_prefix";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -82,6 +88,8 @@ struct Columns {
     metadata: Vec<Option<String>>,
     started_at: Vec<i64>,
     finished_at: Vec<i64>,
+    team_id: Vec<Option<String>>,
+    key_prefix: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -110,6 +118,8 @@ impl Columns {
         self.metadata.push(metadata_to_json(r.metadata.as_ref())?);
         self.started_at.push(r.started_at);
         self.finished_at.push(r.finished_at);
+        self.team_id.push(r.team_id);
+        self.key_prefix.push(r.key_prefix);
         Ok(())
     }
 }
@@ -135,12 +145,12 @@ impl Store for PostgresStore {
                     method, requested_model, provider, model, status, error_message, \
                     attempts::jsonb, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
                     total_tokens, cost_usd, tool_calls, metadata::jsonb, started_at, \
-                    finished_at \
+                    finished_at, team_id, key_prefix \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
                          $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], \
                          $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::int8[], \
-                         $21::text[], $22::int8[], $23::int8[]) \
+                         $21::text[], $22::int8[], $23::int8[], $24::text[], $25::text[]) \
                   AS r({COLUMNS})"
         );
         // One statement is one transaction already.
@@ -168,6 +178,8 @@ impl Store for PostgresStore {
             .bind(c.metadata)
             .bind(c.started_at)
             .bind(c.finished_at)
+            .bind(c.team_id)
+            .bind(c.key_prefix)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -191,6 +203,7 @@ impl Store for PostgresStore {
         since_ms: i64,
         until_ms: i64,
         group_by: GroupBy,
+        team: Option<&str>,
     ) -> Result<Vec<UsageRow>, LedgerError> {
         let key = group_by.key_sql();
         // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
@@ -203,11 +216,13 @@ impl Store for PostgresStore {
                     SUM(cost_usd)::float8 AS cost_usd, \
                     SUM(tool_calls)::int8 AS tool_calls \
              FROM calls WHERE started_at >= $1 AND started_at < $2 \
+                   AND ($3::text IS NULL OR team_id = $3) \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
             .bind(until_ms)
+            .bind(team)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -262,5 +277,7 @@ fn record(row: &PgRow) -> Result<CallRecord, LedgerError> {
         metadata: metadata_from_json(row.try_get("metadata")?)?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        team_id: row.try_get("team_id")?,
+        key_prefix: row.try_get("key_prefix")?,
     })
 }

@@ -45,6 +45,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         "tool calls",
         include_str!("../../migrations/sqlite/0005_tool_calls.sql"),
     ),
+    (
+        6,
+        "teams",
+        include_str!("../../migrations/sqlite/0006_teams.sql"),
+    ),
 ];
 
 /// How many of `MIGRATIONS` run before rows written without a trace key are given theirs; the
@@ -54,14 +59,14 @@ const BEFORE_KEYING: usize = 2;
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at";
+    metadata, started_at, finished_at, team_id, key_prefix";
 
 /// The columns of an inserted row, in the order `insert` binds them: those of `COLUMNS`,
 /// reordered, and `trace_key`, which `ops.trace` looks rows up by.
 const INSERT_COLUMNS: &str = "attempts, metadata, trace_id, span_id, source_agent, \
     target_agent, session_id, conversation_id, method, requested_model, provider, model, status, \
     error_message, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, \
-    tool_calls, started_at, finished_at, trace_key";
+    tool_calls, started_at, finished_at, team_id, key_prefix, trace_key";
 
 fn insert_column_count() -> usize {
     INSERT_COLUMNS.split(',').count()
@@ -288,6 +293,8 @@ impl Store for SqliteStore {
                     .bind(i64::from(r.tool_calls))
                     .bind(r.started_at)
                     .bind(r.finished_at)
+                    .bind(r.team_id)
+                    .bind(r.key_prefix)
                     .bind(key);
             }
             insert.execute(&mut *tx).await?;
@@ -312,6 +319,7 @@ impl Store for SqliteStore {
         since_ms: i64,
         until_ms: i64,
         group_by: GroupBy,
+        team: Option<&str>,
     ) -> Result<Vec<UsageRow>, LedgerError> {
         let key = group_by.key_sql();
         // TOTAL, unlike SUM, is always a float, whatever the column's values.
@@ -323,11 +331,14 @@ impl Store for SqliteStore {
                     SUM(total_tokens) AS total_tokens, TOTAL(cost_usd) AS cost_usd, \
                     SUM(tool_calls) AS tool_calls \
              FROM calls WHERE started_at >= ? AND started_at < ? \
+                   AND (? IS NULL OR team_id = ?) \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
             .bind(until_ms)
+            .bind(team)
+            .bind(team)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -382,6 +393,8 @@ fn record(row: &SqliteRow) -> Result<CallRecord, LedgerError> {
         metadata: metadata_from_json(row.try_get("metadata")?)?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        team_id: row.try_get("team_id")?,
+        key_prefix: row.try_get("key_prefix")?,
     })
 }
 

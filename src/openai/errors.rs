@@ -62,6 +62,19 @@ fn class(kind: ErrorKind) -> (StatusCode, &'static str, &'static str) {
             "overloaded_error",
             "overloaded",
         ),
+        // OpenAI's own answer to a key it does not know; a known key that may not do what it
+        // asked is answered as a permission error below.
+        ErrorKind::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+        ),
+        // What OpenAI answers when an account's credits are spent; SDKs do not retry it.
+        ErrorKind::BudgetExceeded => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "insufficient_quota",
+        ),
         ErrorKind::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_error",
@@ -71,7 +84,12 @@ fn class(kind: ErrorKind) -> (StatusCode, &'static str, &'static str) {
 }
 
 pub(super) fn answer(err: &Error) -> Answer {
-    let (status, kind, code) = class(err.kind);
+    let (status, kind, code) = match err.denial() {
+        Some(denial) if denial.is_forbidden() => {
+            (StatusCode::FORBIDDEN, "permission_error", denial.as_str())
+        }
+        _ => class(err.kind),
+    };
     let retry_after_s = err
         .retry_after
         .map(|wait| wait.as_millis().div_ceil(1000) as u64)
@@ -117,8 +135,11 @@ fn body(message: &str, kind: &str, param: Option<&str>, code: &str) -> Value {
 /// The parameter an invalid-params message names (`invalid params: <param>…: the rule`).
 fn param_of(err: &Error) -> Option<&str> {
     if err.kind != ErrorKind::InvalidParams {
-        return (err.kind == ErrorKind::ModelNotAllowed || err.kind == ErrorKind::ModelNotFound)
-            .then_some("model");
+        let about_model = matches!(
+            err.kind,
+            ErrorKind::ModelNotAllowed | ErrorKind::ModelNotFound
+        ) || err.denial() == Some(crate::error::Denial::ModelNotAllowedForTeam);
+        return about_model.then_some("model");
     }
     let rest = err.message.strip_prefix("invalid params: ")?;
     let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
@@ -143,6 +164,8 @@ mod tests {
             (ErrorKind::ContextLengthExceeded, 400),
             (ErrorKind::ProviderRejected, 400),
             (ErrorKind::Overloaded, 503),
+            (ErrorKind::Unauthorized, 401),
+            (ErrorKind::BudgetExceeded, 429),
             (ErrorKind::Internal, 500),
         ] {
             assert_eq!(

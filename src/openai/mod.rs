@@ -22,7 +22,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::access::Caller;
 use crate::context::{CallContext, TraceParent};
+use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::params;
 use crate::telemetry;
@@ -38,6 +40,7 @@ pub async fn chat_completions(
     gateway: Arc<Gateway>,
     body: &[u8],
     traceparent: Option<TraceParent>,
+    caller: Option<Arc<Caller>>,
 ) -> HttpResponse {
     let fields = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => fields,
@@ -66,6 +69,10 @@ pub async fn chat_completions(
         .to_owned();
     let (mut ctx, call) = params::parse_value(Some(Value::Object(params_)), traceparent.as_ref());
     let span = telemetry::call_span(METHOD, &mut ctx);
+    ctx.caller = match caller.map(|c| gateway.access().recheck(&c)).transpose() {
+        Ok(caller) => caller,
+        Err(err) => return refused(&ctx, errors::answer(&err)),
+    };
     let call = match call {
         Ok(mut call) => {
             call.chat.passthrough = passthrough;
@@ -138,6 +145,12 @@ pub fn too_large(limit: usize, traceparent: Option<TraceParent>) -> HttpResponse
     let mut answer = errors::invalid_request(&message, None);
     answer.status = StatusCode::PAYLOAD_TOO_LARGE;
     refused(&ctx, answer)
+}
+
+/// The answer to a request without a valid key.
+pub fn unauthorized(err: &Error, traceparent: Option<TraceParent>) -> HttpResponse {
+    let ctx = CallContext::new(None, traceparent.as_ref());
+    refused(&ctx, errors::answer(err))
 }
 
 /// `GET /v1/models`.

@@ -1,28 +1,34 @@
-//! Client-side limits per provider: requests per minute and requests in flight. A call over a
-//! limit waits its turn within its deadline rather than bursting into the provider's 429s.
+//! Client-side limits per provider: requests per minute (shared by the replicas when the rate
+//! limits are, see `rate.rs`) and requests in flight (per replica). A call over a limit waits
+//! its turn within its deadline rather than bursting into the provider's 429s.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Deadline;
+use super::{Deadline, RateLimits, Rule};
 use crate::error::{Error, ErrorKind};
 use crate::types::ProviderName;
 
-#[derive(Debug, Default)]
 pub struct Limiter {
-    rate: Option<DefaultDirectRateLimiter>,
+    /// Requests per minute, and the key they are counted under.
+    rate: Option<(u32, String)>,
+    rates: Arc<RateLimits>,
     concurrency: Option<Arc<Semaphore>>,
 }
 
 impl Limiter {
-    pub fn new(requests_per_minute: Option<u32>, max_concurrent: Option<u32>) -> Self {
+    pub fn new(
+        provider: ProviderName,
+        requests_per_minute: Option<u32>,
+        max_concurrent: Option<u32>,
+        rates: Arc<RateLimits>,
+    ) -> Self {
         Self {
             rate: requests_per_minute
-                .and_then(NonZeroU32::new)
-                .map(|rpm| RateLimiter::direct(Quota::per_minute(rpm))),
+                .filter(|rpm| *rpm > 0)
+                .map(|rpm| (rpm, format!("provider:{provider}"))),
+            rates,
             concurrency: max_concurrent.map(|n| Arc::new(Semaphore::new(n.max(1) as usize))),
         }
     }
@@ -40,10 +46,17 @@ impl Limiter {
             )
             .with_provider(provider)
         };
-        if let Some(rate) = &self.rate {
-            while let Err(not_until) = rate.check() {
-                let wait = not_until.wait_time_from(rate.clock().now());
-                if tokio::time::Instant::now() + wait >= deadline.at {
+        if let Some((per_minute, key)) = &self.rate {
+            let rule = Rule {
+                key,
+                per_minute: *per_minute,
+                cost: 1,
+            };
+            while let Err(wait) = self.rates.check(std::slice::from_ref(&rule)).await {
+                let left = deadline
+                    .at
+                    .saturating_duration_since(tokio::time::Instant::now());
+                if wait >= left {
                     return Err(queued());
                 }
                 tokio::time::sleep(wait).await;
@@ -69,7 +82,12 @@ mod tests {
 
     #[tokio::test]
     async fn concurrency_queues_within_the_deadline_then_gives_up() {
-        let limiter = Limiter::new(None, Some(1));
+        let limiter = Limiter::new(
+            ProviderName::Openai,
+            None,
+            Some(1),
+            Arc::new(RateLimits::local()),
+        );
         let deadline = Deadline::start(Duration::from_millis(50));
         let held = limiter
             .acquire(ProviderName::Openai, &deadline)
@@ -95,7 +113,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_spent_rate_is_refused_when_the_next_slot_is_past_the_deadline() {
-        let limiter = Limiter::new(Some(1), None);
+        let limiter = Limiter::new(
+            ProviderName::Gemini,
+            Some(1),
+            None,
+            Arc::new(RateLimits::local()),
+        );
         let deadline = Deadline::start(Duration::from_secs(5));
         assert!(
             limiter

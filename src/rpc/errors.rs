@@ -1,14 +1,16 @@
 //! The one place where errors become JSON-RPC error objects (contract §5).
 
+use http::StatusCode;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned};
 use serde_json::{Value, json};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Detail, Error, ErrorKind};
 
 /// JSON-RPC's "Invalid Request": the envelope itself cannot be served. jsonrpsee answers most
 /// such requests; [`invalid_request`] answers those refused before it sees them.
 const INVALID_REQUEST: i32 = -32600;
 pub const INVALID_PARAMS: i32 = -32602;
+const UNAUTHORIZED: i32 = -32009;
 
 pub fn code(kind: ErrorKind) -> i32 {
     match kind {
@@ -21,6 +23,8 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::ContextLengthExceeded => -32006,
         ErrorKind::ProviderRejected => -32007,
         ErrorKind::Overloaded => -32008,
+        ErrorKind::Unauthorized => UNAUTHORIZED,
+        ErrorKind::BudgetExceeded => -32010,
         ErrorKind::Internal => -32603,
     }
 }
@@ -41,6 +45,19 @@ fn data(err: &Error, trace_id: &str) -> Value {
     if let Some(wait) = err.retry_after {
         data["retry_after_ms"] = json!(wait.as_millis() as u64);
     }
+    match err.detail.as_deref() {
+        Some(Detail::Denied(denial)) => data["reason"] = json!(denial.as_str()),
+        Some(Detail::Budget {
+            team_id,
+            credits_usd,
+            needed_usd,
+        }) => {
+            data["team_id"] = json!(team_id);
+            data["credits_usd"] = json!(credits_usd);
+            data["needed_usd"] = json!(needed_usd);
+        }
+        None => {}
+    }
     data
 }
 
@@ -56,6 +73,15 @@ pub fn to_rpc_error(err: &Error, trace_id: &str) -> ErrorObjectOwned {
 /// jsonrpsee (an oversized body, `llm.stream` over HTTP without an event stream).
 pub fn invalid_request(id: &Value, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_REQUEST, "message": message}})
+}
+
+/// The HTTP status of a plain-HTTP answer refusing the caller: 403 for a known caller that may
+/// not do what it asked, 401 for a missing, unknown or revoked key.
+pub fn http_status(err: &Error) -> StatusCode {
+    match err.denial() {
+        Some(denial) if denial.is_forbidden() => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    }
 }
 
 /// The same error as a JSON value, for stream chunks and SSE events.
@@ -82,6 +108,8 @@ mod tests {
             (ErrorKind::ContextLengthExceeded, -32006),
             (ErrorKind::ProviderRejected, -32007),
             (ErrorKind::Overloaded, -32008),
+            (ErrorKind::Unauthorized, -32009),
+            (ErrorKind::BudgetExceeded, -32010),
             (ErrorKind::Internal, -32603),
         ] {
             assert_eq!(code(kind), code_, "{kind:?}");

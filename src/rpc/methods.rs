@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use jsonrpsee::core::RpcResult;
+use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{Extensions, PendingSubscriptionSink, RpcModule};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::Refusal;
 use super::errors::{to_json, to_rpc_error};
+use crate::access::Caller;
 use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
@@ -47,6 +50,7 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
         module.register_async_method("ops.usage", |params, gateway, ext| async move {
             super::ops::usage(&gateway, params.as_str(), &ext).await
         })?;
+        super::admin::register(&mut module)?;
         module.register_method("rpc.discover", move |_, _, _| openrpc.clone())?;
         Ok::<_, jsonrpsee::core::RegisterMethodError>(())
     })();
@@ -58,13 +62,32 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
     let (mut ctx, call) = params::parse(params, ext.get::<TraceParent>());
     let span = telemetry::call_span("llm.complete", &mut ctx);
     async {
+        ctx.caller = caller(gateway, ext)?;
         let call = call.inspect_err(log_invalid)?;
         let completion = gateway.complete("llm.complete", call, &ctx).await?;
         Ok(complete_result(&completion, &ctx))
     }
     .instrument(span)
     .await
-    .map_err(|e: Error| to_rpc_error(&e, &ctx.trace_id))
+    .map_err(|e: Error| fail(&e, &ctx.trace_id, ext))
+}
+
+/// The caller of a call, as the access cache knows it now: on a WebSocket opened with a key
+/// since revoked, the next call is refused.
+pub fn caller(gateway: &Gateway, ext: &Extensions) -> Result<Option<Arc<Caller>>, Error> {
+    recheck(gateway, ext.get::<Arc<Caller>>())
+}
+
+fn recheck(gateway: &Gateway, caller: Option<&Arc<Caller>>) -> Result<Option<Arc<Caller>>, Error> {
+    caller.map(|c| gateway.access().recheck(c)).transpose()
+}
+
+/// The JSON-RPC error of a failed call; a refusal of the caller also sets the HTTP status.
+pub fn fail(err: &Error, trace_id: &str, ext: &Extensions) -> ErrorObjectOwned {
+    if let Some(refusal) = ext.get::<Refusal>() {
+        refusal.note(err);
+    }
+    to_rpc_error(err, trace_id)
 }
 
 /// Validates and starts a stream; shared by the WebSocket and SSE transports.
@@ -72,10 +95,12 @@ pub async fn start_stream(
     gateway: &Gateway,
     params: Option<&str>,
     traceparent: Option<&TraceParent>,
+    caller: Option<&Arc<Caller>>,
 ) -> (CallContext, tracing::Span, Result<ChunkStream, Error>) {
     let (mut ctx, call) = params::parse(params, traceparent);
     let span = telemetry::call_span("llm.stream", &mut ctx);
     let stream = async {
+        ctx.caller = recheck(gateway, caller)?;
         let call = call.inspect_err(log_invalid)?;
         gateway.stream("llm.stream", call, &ctx).await
     }
@@ -90,7 +115,13 @@ async fn subscribe(
     pending: PendingSubscriptionSink,
     ext: &Extensions,
 ) {
-    let (ctx, span, stream) = start_stream(gateway, params, ext.get::<TraceParent>()).await;
+    let (ctx, span, stream) = start_stream(
+        gateway,
+        params,
+        ext.get::<TraceParent>(),
+        ext.get::<Arc<Caller>>(),
+    )
+    .await;
     let mut chunks = match stream {
         Ok(chunks) => chunks,
         Err(err) => return pending.reject(to_rpc_error(&err, &ctx.trace_id)).await,
@@ -202,6 +233,7 @@ mod tests {
             first_byte_timeout: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
             max_in_flight: 1,
+            budget_max_tokens: 1,
         };
         let gateway = Gateway::new(
             registry,
@@ -210,6 +242,9 @@ mod tests {
             None,
             None,
             crate::ledger::Prices::default(),
+            Arc::new(crate::access::Access::anonymous(Arc::new(
+                crate::resilience::RateLimits::local(),
+            ))),
         );
         let module = module(Arc::new(gateway)).unwrap();
         let mut registered: Vec<&str> = module.method_names().collect();

@@ -1,6 +1,7 @@
 //! The JSON-RPC service on one port: HTTP `POST /` (and SSE for `llm.stream`), WebSocket `/`,
 //! and the plain-HTTP `/health`, `/ready` and `/metrics`.
 
+mod admin;
 mod envelope;
 pub mod errors;
 pub mod methods;
@@ -22,12 +23,14 @@ use jsonrpsee::server::{
     BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, ServerConfig, StopHandle,
     TowerService, serve_with_graceful_shutdown, stop_channel, ws::is_upgrade_request,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::Service;
 use tower::layer::util::Identity;
 
+use crate::access::Caller;
 use crate::context::TraceParent;
+use crate::error::Error;
 use crate::gateway::Gateway;
 
 type RpcService = TowerService<Identity, Identity>;
@@ -130,11 +133,35 @@ impl App {
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
                 .body(HttpBody::from(self.gateway.scrape().encode()))?,
+            _ => {
+                let authorization = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                match self.gateway.access().authenticate(authorization).await {
+                    Ok(caller) => self.route_caller(req, rpc, stop, caller).await?,
+                    Err(err) => self.refuse(req, &err).await?,
+                }
+            }
+        };
+        Ok(response)
+    }
+
+    /// Routes a request whose caller is known (or anonymous, where that is allowed).
+    async fn route_caller(
+        &self,
+        req: http::Request<Incoming>,
+        rpc: RpcService,
+        stop: StopHandle,
+        caller: Option<Arc<Caller>>,
+    ) -> Result<HttpResponse, BoxError> {
+        let response = match (req.method(), req.uri().path()) {
             (&Method::POST, "/v1/chat/completions") => {
                 let tp = traceparent(req.headers());
                 match read_body(req.into_body(), self.max_body).await? {
                     Some(body) => {
-                        crate::openai::chat_completions(Arc::clone(&self.gateway), &body, tp).await
+                        let gateway = Arc::clone(&self.gateway);
+                        crate::openai::chat_completions(gateway, &body, tp, caller).await
                     }
                     None => crate::openai::too_large(self.max_body, tp),
                 }
@@ -147,8 +174,10 @@ impl App {
                 let id = path["/v1/models/".len()..].replace("%2F", "/");
                 crate::openai::model(&self.gateway, &id, traceparent(req.headers()))
             }
-            (_, "/") if is_upgrade_request(&req) => ws::upgrade(req, rpc, stop, self.max_body),
-            (&Method::POST, "/") => self.json_rpc(req, rpc).await?,
+            (_, "/") if is_upgrade_request(&req) => {
+                ws::upgrade(req, rpc, stop, self.max_body, caller)
+            }
+            (&Method::POST, "/") => self.json_rpc(req, rpc, caller).await?,
             (_, "/") => plain_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "use POST / for JSON-RPC, or a WebSocket upgrade",
@@ -158,10 +187,40 @@ impl App {
         Ok(response)
     }
 
+    /// Answers a request without a valid key, in its surface's shape: 401 with a JSON-RPC
+    /// error (with the request's id and trace id) on `/`, OpenAI's error on `/v1/…`.
+    async fn refuse(
+        &self,
+        req: http::Request<Incoming>,
+        err: &Error,
+    ) -> Result<HttpResponse, BoxError> {
+        let tp = traceparent(req.headers());
+        if req.uri().path().starts_with("/v1/") {
+            return Ok(crate::openai::unauthorized(err, tp));
+        }
+        let body = match req.method() {
+            &Method::POST => read_body(req.into_body(), self.max_body).await?,
+            _ => None,
+        };
+        let request: Value = body
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let a2a = request
+            .get("a2a_context")
+            .or_else(|| request.get("params").and_then(|p| p.get("a2a_context")));
+        let (ctx, _) = crate::params::context(a2a, tp.as_ref());
+        tracing::info!(trace_id = ctx.trace_id, "caller refused: {}", err.message);
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let answer =
+            json!({"jsonrpc": "2.0", "id": id, "error": errors::to_json(err, &ctx.trace_id)});
+        Ok(json_response(errors::http_status(err), &answer))
+    }
+
     async fn json_rpc(
         &self,
         req: http::Request<Incoming>,
         mut rpc: RpcService,
+        caller: Option<Arc<Caller>>,
     ) -> Result<HttpResponse, BoxError> {
         let (parts, body) = req.into_parts();
         // An error here means the caller went away or sent a broken body: nobody is left to answer.
@@ -175,18 +234,48 @@ impl App {
         if let Some(call) = sse::stream_call(&body) {
             if accepts_event_stream(&parts.headers) {
                 let tp = traceparent(&parts.headers);
-                return Ok(sse::respond(Arc::clone(&self.gateway), call, tp).await);
+                return Ok(sse::respond(Arc::clone(&self.gateway), call, tp, caller).await);
             }
             // jsonrpsee would answer a subscription over plain HTTP with an internal error.
             let message = "llm.stream over HTTP needs the header Accept: text/event-stream (or subscribe over a WebSocket)";
             let answer = errors::invalid_request(call.id(), message);
             return Ok(json_response(StatusCode::OK, &answer));
         }
-        rpc.call(into_rpc_request(http::Request::from_parts(
+        let batch = body.first() == Some(&b'[');
+        let mut req = into_rpc_request(http::Request::from_parts(
             parts,
             HttpBody::new(Full::new(body)),
-        )))
-        .await
+        ));
+        let refusal = Refusal::default();
+        req.extensions_mut().insert(refusal.clone());
+        if let Some(caller) = caller {
+            req.extensions_mut().insert(caller);
+        }
+        let mut response = rpc.call(req).await?;
+        // A single call refused for its caller answers 401 or 403, as the contract asks; in a
+        // batch, one refused call does not decide the status of the others.
+        if let Some(status) = refusal.status().filter(|_| !batch) {
+            *response.status_mut() = status;
+        }
+        Ok(response)
+    }
+}
+
+/// The HTTP status a method's refusal of its caller asks for (401 or 403), set from inside
+/// jsonrpsee, which answers every call 200.
+#[derive(Clone, Default)]
+pub struct Refusal(Arc<std::sync::OnceLock<StatusCode>>);
+
+impl Refusal {
+    fn status(&self) -> Option<StatusCode> {
+        self.0.get().copied()
+    }
+
+    /// Records `err`'s status, if it refuses the caller.
+    pub fn note(&self, err: &Error) {
+        if err.kind == crate::error::ErrorKind::Unauthorized {
+            let _ = self.0.set(errors::http_status(err));
+        }
     }
 }
 

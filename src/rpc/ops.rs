@@ -10,10 +10,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::errors::to_rpc_error;
+use super::methods::{caller, fail};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
+use crate::ledger::accounts::Role;
 use crate::ledger::{self, GroupBy, LedgerError};
 use crate::params::{self, log_invalid};
 use crate::telemetry;
@@ -54,9 +55,11 @@ fn parse<T: DeserializeOwned>(
     (ctx, parsed)
 }
 
-/// Serves one ops call: `work` on its parsed params, inside a span of the caller's trace, with
-/// errors answered under its trace id.
+/// Serves one ops call: `work` on its parsed params and the team it may see (`None`: every
+/// team, for admins and anonymous callers), inside a span of the caller's trace, with errors
+/// answered under its trace id.
 async fn serve<T, F, Fut>(
+    gateway: &Gateway,
     method: &'static str,
     raw: Option<&str>,
     ext: &Extensions,
@@ -65,15 +68,20 @@ async fn serve<T, F, Fut>(
 ) -> RpcResult<Value>
 where
     T: DeserializeOwned,
-    F: FnOnce(T) -> Fut,
+    F: FnOnce(T, Option<String>) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
 {
     let (mut ctx, parsed) = parse(raw, ext.get::<TraceParent>(), expected);
     let span = telemetry::ops_span(method, &mut ctx);
     async {
-        let answer = match parsed {
-            Ok(params) => work(params).await,
-            Err(err) => Err(err),
+        let answer = match (parsed, caller(gateway, ext)) {
+            (_, Err(err)) | (Err(err), _) => Err(err),
+            (Ok(params), Ok(caller)) => {
+                let team = caller
+                    .filter(|c| c.role != Role::Admin)
+                    .map(|c| c.team.id.clone());
+                work(params, team).await
+            }
         };
         answer.inspect_err(|err| match err.kind {
             ErrorKind::InvalidParams => log_invalid(err),
@@ -82,7 +90,7 @@ where
     }
     .instrument(span)
     .await
-    .map_err(|e| to_rpc_error(&e, &ctx.trace_id))
+    .map_err(|e| fail(&e, &ctx.trace_id, ext))
 }
 
 fn unavailable(e: LedgerError) -> Error {
@@ -95,17 +103,21 @@ fn unavailable(e: LedgerError) -> Error {
 pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
     let expected = r#"{"trace_id": "…"}"#;
     serve(
+        gateway,
         "ops.trace",
         params,
         ext,
         expected,
-        |params: TraceParams| async move {
+        |params: TraceParams, team| async move {
             let Some(ledger) = gateway.ledger() else {
                 return Ok(json!([]));
             };
             // Calls that just finished may still be queued for writing.
             ledger.flush().await.map_err(unavailable)?;
-            let calls = ledger.trace(&params.trace_id).await.map_err(unavailable)?;
+            let calls = ledger
+                .trace(&params.trace_id, team.as_deref())
+                .await
+                .map_err(unavailable)?;
             serde_json::to_value(calls).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
         },
     )
@@ -113,13 +125,14 @@ pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
 }
 
 pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
-    let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent"}"#;
+    let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent" | "team"}"#;
     serve(
+        gateway,
         "ops.usage",
         params,
         ext,
         expected,
-        |params: UsageParams| async move {
+        |params: UsageParams, team| async move {
             let time = |field: &str, value: Option<String>, default: i64| match value {
                 None => Ok(default),
                 Some(text) => ledger::parse_rfc3339(&text).ok_or_else(|| {
@@ -135,7 +148,7 @@ pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
                 Some(ledger) => {
                     ledger.flush().await.map_err(unavailable)?;
                     ledger
-                        .usage(since, until, group_by)
+                        .usage(since, until, group_by, team.as_deref())
                         .await
                         .map_err(unavailable)?
                 }

@@ -15,9 +15,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::errors::to_json;
+use super::errors::{http_status, to_json};
 use super::methods::{ChunkWriter, start_stream};
+use crate::access::Caller;
 use crate::context::TraceParent;
+use crate::error::ErrorKind;
 use crate::gateway::Gateway;
 
 /// Chunks buffered between the upstream and a slow reader; beyond it the upstream waits.
@@ -64,12 +66,19 @@ pub async fn respond(
     gateway: Arc<Gateway>,
     call: StreamCall<'_>,
     traceparent: Option<TraceParent>,
+    caller: Option<Arc<Caller>>,
 ) -> HttpResponse {
     let StreamCall { id, params } = call;
-    let (ctx, span, stream) = start_stream(&gateway, params, traceparent.as_ref()).await;
+    let (ctx, span, stream) =
+        start_stream(&gateway, params, traceparent.as_ref(), caller.as_ref()).await;
 
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
     match stream {
+        // A refusal of the caller is a plain HTTP answer, as on every other path.
+        Err(err) if err.kind == ErrorKind::Unauthorized => {
+            let answer = json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)});
+            return super::json_response(http_status(&err), &answer);
+        }
         Err(err) => {
             let event =
                 event(&json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)}));

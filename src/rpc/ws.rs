@@ -3,7 +3,7 @@
 //! ends here, each text message gets its context moved into `params`, and the messages are
 //! relayed to a jsonrpsee connection over an in-process pipe.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 
 use super::envelope::hoist_a2a_context;
 use super::{RpcService, into_rpc_request, plain_response, too_large};
+use crate::access::Caller;
 
 /// Headers of the caller's upgrade request that its calls need (trace context).
 const FORWARDED: [&str; 2] = ["traceparent", "tracestate"];
@@ -37,6 +38,7 @@ pub fn upgrade(
     rpc: RpcService,
     stop: StopHandle,
     max_message: usize,
+    caller: Option<Arc<Caller>>,
 ) -> HttpResponse {
     let headers = req.headers();
     let version_ok = headers
@@ -66,9 +68,14 @@ pub fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config()))
                 .await;
         let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
+        // The caller authenticated at the upgrade; every call of the connection is theirs.
         let service = tower::service_fn(move |req: http::Request<Incoming>| {
             let mut rpc = rpc.clone();
-            tower::Service::call(&mut rpc, into_rpc_request(req.map(HttpBody::new)))
+            let mut req = into_rpc_request(req.map(HttpBody::new));
+            if let Some(caller) = &caller {
+                req.extensions_mut().insert(Arc::clone(caller));
+            }
+            tower::Service::call(&mut rpc, req)
         });
         tokio::spawn(serve_with_graceful_shutdown(
             theirs,

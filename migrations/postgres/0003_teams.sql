@@ -1,0 +1,36 @@
+-- Callers, teams and budgets (contract §7). A call's row says which team paid for it and with
+-- which key (its public prefix: never the key). Keys are stored as SHA-256 hashes only.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS team_id TEXT;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS key_prefix TEXT;
+
+CREATE TABLE IF NOT EXISTS teams (
+    id                  TEXT             PRIMARY KEY,
+    name                TEXT             NOT NULL UNIQUE,
+    -- A JSON array of model ids, aliases or tiers; empty: the service's allow-list.
+    allowed_models      TEXT             NOT NULL DEFAULT '[]',
+    -- What the team may still spend, reservations of calls in flight deducted; NULL: unlimited.
+    -- Replicas reserve and settle with single-statement updates, so they never overspend.
+    credits_usd         DOUBLE PRECISION,
+    requests_per_minute BIGINT,
+    tokens_per_minute   BIGINT,
+    created_at          BIGINT           NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT   PRIMARY KEY,
+    team_id    TEXT   NOT NULL REFERENCES teams (id),
+    role       TEXT   NOT NULL CHECK (role IN ('caller', 'admin')),
+    name       TEXT,
+    prefix     TEXT   NOT NULL,
+    hash       TEXT   NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+
+-- Bumped by every change of teams or keys: replicas poll it each second and reload their cache
+-- of keys when it moved, which is how a revocation reaches every replica within a second.
+CREATE TABLE IF NOT EXISTS access_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT  NOT NULL
+);
+INSERT INTO access_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
