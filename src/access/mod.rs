@@ -260,18 +260,24 @@ impl Access {
         Ok(())
     }
 
+    /// Reloads for a key the cache does not know, at most every `MISS_REFRESH`: callers that
+    /// come sooner wait for the next reload, and callers that came during one share the next.
     async fn refresh_on_miss(&self) {
+        let arrived = Instant::now();
         let mut last = self.last_refresh.lock().await;
-        if last.elapsed() < MISS_REFRESH {
+        if *last >= arrived {
             return;
         }
+        tokio::time::sleep_until(*last + MISS_REFRESH).await;
         *last = Instant::now();
         if let Err(e) = self.reload().await {
             tracing::warn!("cannot read caller keys: {e}");
         }
     }
 
-    async fn reload(&self) -> Result<(), String> {
+    /// Reloads keys and teams now: after a change made through this replica, which its next
+    /// call must see.
+    pub async fn reload(&self) -> Result<(), String> {
         let Some(accounts) = &self.accounts else {
             return Ok(());
         };

@@ -13,9 +13,23 @@ pub struct ServiceArgs {
     /// The service's URL.
     #[arg(long, env = "LLMRPC_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// The caller key to send as `Authorization: Bearer …`.
+    #[arg(long, env = "LLMRPC_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// Print the whole JSON-RPC result instead of the text.
     #[arg(long)]
     json: bool,
+}
+
+impl ServiceArgs {
+    /// A POST to the service, with the caller key when there is one.
+    fn post(&self) -> Result<reqwest::RequestBuilder, String> {
+        let request = client()?.post(&self.url);
+        Ok(match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -64,8 +78,8 @@ fn client() -> Result<reqwest::Client, String> {
 }
 
 async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, String> {
-    let response = client()?
-        .post(&service.url)
+    let response = service
+        .post()?
         .json(request)
         .send()
         .await
@@ -103,8 +117,9 @@ pub async fn complete(args: CallArgs) -> Result<(), String> {
 }
 
 pub async fn stream(args: CallArgs) -> Result<(), String> {
-    let response = client()?
-        .post(&args.service.url)
+    let response = args
+        .service
+        .post()?
         .header("accept", "text/event-stream")
         .json(&args.request("llm.stream"))
         .send()

@@ -1,5 +1,6 @@
 //! The `llmrpc` command line: `serve` runs the service; the other subcommands are its clients.
 
+mod admin;
 mod client;
 mod serve;
 
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Load a running service (or an OpenAI-compatible URL) and report throughput and latency.
     Bench(crate::bench::BenchArgs),
+    /// Teams, caller keys and credits: through a running service, or on the database directly.
+    Admin(admin::AdminArgs),
 }
 
 async fn mock_upstream(addr: &str) -> Result<(), String> {
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
             Command::Trace(args) => client::trace(args).await,
             Command::MockUpstream { addr } => mock_upstream(&addr).await,
             Command::Bench(args) => crate::bench::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -2,7 +2,6 @@
 //! `admin.credits.add`, for admin keys (and for anonymous callers where the service serves them,
 //! on loopback before the first key exists). Params are by name.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use jsonrpsee::core::RpcResult;
@@ -65,119 +64,104 @@ struct AddCredits {
 
 type Module = RpcModule<Arc<Gateway>>;
 
+/// The administration methods, exactly as the contract names them.
+pub const METHODS: [&str; 9] = [
+    "admin.teams.create",
+    "admin.teams.list",
+    "admin.teams.get",
+    "admin.teams.update",
+    "admin.teams.delete",
+    "admin.keys.create",
+    "admin.keys.list",
+    "admin.keys.revoke",
+    "admin.credits.add",
+];
+
 pub fn register(module: &mut Module) -> Result<(), jsonrpsee::core::RegisterMethodError> {
-    module.register_async_method("admin.teams.create", |raw, gateway, ext| async move {
-        serve(
-            &gateway,
-            raw.as_str(),
-            &ext,
-            |p: CreateTeam, accounts| async move {
-                let team = NewTeam {
-                    name: p.name,
-                    allowed_models: p.allowed_models,
-                    credits_usd: p.credits_usd,
-                    requests_per_minute: p.requests_per_minute,
-                    tokens_per_minute: p.tokens_per_minute,
-                };
-                admin::check_new_team(&team)?;
-                to_value(accounts.create_team(&team).await)
-            },
-        )
-        .await
-    })?;
-    module.register_async_method("admin.teams.list", |raw, gateway, ext| async move {
-        serve(
-            &gateway,
-            raw.as_str(),
-            &ext,
-            |_: NoParams, accounts| async move { to_value(accounts.teams().await) },
-        )
-        .await
-    })?;
-    module.register_async_method("admin.teams.get", |raw, gateway, ext| async move {
-        serve(&gateway, raw.as_str(), &ext, |p: Id, accounts| async move {
-            let team = accounts.team(&p.id).await.map_err(admin::error)?;
-            to_value(team.ok_or(AccountsError::NoTeam(p.id)))
-        })
-        .await
-    })?;
-    module.register_async_method("admin.teams.update", |raw, gateway, ext| async move {
-        serve(
-            &gateway,
-            raw.as_str(),
-            &ext,
-            |p: Map<String, Value>, accounts| async move {
-                let (id, changes) = team_changes(p)?;
-                admin::check_changes(&changes)?;
-                to_value(accounts.update_team(&id, &changes).await)
-            },
-        )
-        .await
-    })?;
-    module.register_async_method("admin.teams.delete", |raw, gateway, ext| async move {
-        serve(&gateway, raw.as_str(), &ext, |p: Id, accounts| async move {
-            to_value(accounts.delete_team(&p.id).await)
-        })
-        .await
-    })?;
-    module.register_async_method("admin.keys.create", |raw, gateway, ext| async move {
-        serve(
-            &gateway,
-            raw.as_str(),
-            &ext,
-            |p: CreateKey, accounts| async move {
-                to_value(keys::create(&accounts, &p.team_id, p.role, p.name).await)
-            },
-        )
-        .await
-    })?;
-    module.register_async_method("admin.keys.list", |raw, gateway, ext| async move {
-        serve(&gateway, raw.as_str(), &ext, |p: ListKeys, accounts| async move {
-            to_value(accounts.keys(p.team_id.as_deref()).await)
-        })
-        .await
-    })?;
-    module.register_async_method("admin.keys.revoke", |raw, gateway, ext| async move {
-        serve(&gateway, raw.as_str(), &ext, |p: Id, accounts| async move {
-            to_value(accounts.revoke_key(&p.id).await)
-        })
-        .await
-    })?;
-    module.register_async_method("admin.credits.add", |raw, gateway, ext| async move {
-        serve(
-            &gateway,
-            raw.as_str(),
-            &ext,
-            |p: AddCredits, accounts| async move {
-                admin::check_amount(p.amount_usd)?;
-                to_value(accounts.add_credits(&p.team_id, p.amount_usd).await)
-            },
-        )
-        .await
-    })?;
+    for method in METHODS {
+        module.register_async_method(method, move |raw, gateway, ext| async move {
+            serve(&gateway, method, raw.as_str(), &ext).await
+        })?;
+    }
     Ok(())
 }
 
-/// Serves one admin call: the caller must be an admin (or anonymous where that is served), the
-/// params parse by name, and `work` runs on the accounts in a span of the caller's trace.
-async fn serve<T, F, Fut>(
+/// Runs one administration method on `accounts` with its params by name: the JSON-RPC methods
+/// and `llmrpc admin` working on the database directly both come here.
+pub async fn dispatch(accounts: &Accounts, method: &str, params: Value) -> Result<Value, Error> {
+    match method {
+        "admin.teams.create" => {
+            let p: CreateTeam = parse(params)?;
+            let team = NewTeam {
+                name: p.name,
+                allowed_models: p.allowed_models,
+                credits_usd: p.credits_usd,
+                requests_per_minute: p.requests_per_minute,
+                tokens_per_minute: p.tokens_per_minute,
+            };
+            admin::check_new_team(&team)?;
+            to_value(accounts.create_team(&team).await)
+        }
+        "admin.teams.list" => {
+            let NoParams {} = parse(params)?;
+            to_value(accounts.teams().await)
+        }
+        "admin.teams.get" => {
+            let p: Id = parse(params)?;
+            let team = accounts.team(&p.id).await.map_err(admin::error)?;
+            to_value(team.ok_or(AccountsError::NoTeam(p.id)))
+        }
+        "admin.teams.update" => {
+            let (id, changes) = team_changes(parse(params)?)?;
+            admin::check_changes(&changes)?;
+            to_value(accounts.update_team(&id, &changes).await)
+        }
+        "admin.teams.delete" => {
+            let p: Id = parse(params)?;
+            to_value(accounts.delete_team(&p.id).await)
+        }
+        "admin.keys.create" => {
+            let p: CreateKey = parse(params)?;
+            to_value(keys::create(accounts, &p.team_id, p.role, p.name).await)
+        }
+        "admin.keys.list" => {
+            let p: ListKeys = parse(params)?;
+            to_value(accounts.keys(p.team_id.as_deref()).await)
+        }
+        "admin.keys.revoke" => {
+            let p: Id = parse(params)?;
+            to_value(accounts.revoke_key(&p.id).await)
+        }
+        "admin.credits.add" => {
+            let p: AddCredits = parse(params)?;
+            admin::check_amount(p.amount_usd)?;
+            to_value(accounts.add_credits(&p.team_id, p.amount_usd).await)
+        }
+        other => Err(Error::invalid_params(format!(
+            "no administration method {other:?}"
+        ))),
+    }
+}
+
+fn parse<T: DeserializeOwned>(params: Value) -> Result<T, Error> {
+    T::deserialize(params).map_err(|e| Error::invalid_params(format!("invalid params: {e}")))
+}
+
+/// Serves one admin call: the caller must be an admin (or anonymous where that is served), and
+/// the method runs in a span of the caller's trace.
+async fn serve(
     gateway: &Gateway,
+    method: &'static str,
     raw: Option<&str>,
     ext: &Extensions,
-    work: F,
-) -> RpcResult<Value>
-where
-    T: DeserializeOwned,
-    F: FnOnce(T, Arc<Accounts>) -> Fut,
-    Fut: Future<Output = Result<Value, Error>>,
-{
+) -> RpcResult<Value> {
     let mut value: Value = raw
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or_else(|| Value::Object(Map::new()));
     let a2a = value.as_object_mut().and_then(|p| p.remove("a2a_context"));
     let (mut ctx, valid): (CallContext, _) =
         params::context(a2a.as_ref(), ext.get::<TraceParent>());
-    let span = telemetry::ops_span("admin", &mut ctx);
+    let span = telemetry::ops_span(method, &mut ctx);
     async {
         valid?;
         let access = gateway.access();
@@ -197,9 +181,11 @@ where
                 "administration needs the ledger's database, and LLMRPC_DATABASE_URL is off",
             )
         })?;
-        let params = T::deserialize(value)
-            .map_err(|e| Error::invalid_params(format!("invalid params: {e}")))?;
-        work(params, accounts).await
+        let result = dispatch(&accounts, method, value).await?;
+        if let Err(e) = access.reload().await {
+            tracing::warn!("cannot reload caller keys after {method}: {e}");
+        }
+        Ok(result)
     }
     .instrument(span)
     .await

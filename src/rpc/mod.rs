@@ -1,7 +1,7 @@
 //! The JSON-RPC service on one port: HTTP `POST /` (and SSE for `llm.stream`), WebSocket `/`,
 //! and the plain-HTTP `/health`, `/ready` and `/metrics`.
 
-mod admin;
+pub mod admin;
 mod envelope;
 pub mod errors;
 pub mod methods;
