@@ -15,11 +15,11 @@ run: build
 build:
 	$(CARGO) build --release
 
-# The PostgreSQL tests are ignored by the first step; the second runs them when a server answers
-# (always when CI=true), or says why they stay ignored.
+# The PostgreSQL and Redis tests are ignored by the first step; the second runs them when their
+# server answers (always when CI=true), or says why they stay ignored.
 test: lint $(VENV)/ready
 	LLMRPC_TEST_PYTHON=$(PYTHON) $(CARGO) test --all-targets
-	CARGO='$(CARGO)' tests/run-postgres.sh
+	CARGO='$(CARGO)' tests/run-services.sh
 
 # The whole path without any API key: the mock upstream and the service wired together, one
 # completion, one stream, the trace the ledger kept of both, and an agent's tool loop in two calls.

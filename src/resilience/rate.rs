@@ -733,7 +733,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn admits_per_minute_then_refuses() {
             let keys = Keys::new();
             let team = keys.key("team");
@@ -756,7 +756,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn the_wait_it_gives_is_enough() {
             let keys = Keys::new();
             let key = keys.key("fast");
@@ -771,7 +771,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn cost_zero_checks_for_capacity_and_a_charge_can_go_into_debt() {
             let keys = Keys::new();
             let tokens = keys.key("tokens");
@@ -792,7 +792,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn rules_are_admitted_together_or_not_at_all() {
             let keys = Keys::new();
             let (team, provider) = (keys.key("team"), keys.key("provider"));
@@ -814,7 +814,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn replicas_share_one_limit() {
             let keys = Keys::new();
             let team = keys.key("team");
@@ -829,7 +829,7 @@ mod tests {
         }
 
         #[tokio::test]
-        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); run with `cargo test --lib -- --ignored redis::`"]
+        #[ignore = "needs Redis at LLMRPC_TEST_REDIS_URL (default redis://127.0.0.1:6379); make test runs it when Redis answers or CI=true"]
         async fn the_end_of_an_outage_is_logged_once() {
             let (log, _guard) = capture();
             let keys = Keys::new();
