@@ -173,6 +173,7 @@ w("target/release/llmrpc bench --url http://127.0.0.1:8300 --concurrency 16 --du
 w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurrency 16   # the mock directly")
 w("python3 bench/sqlite_floor.py  # SQLite's own CPU per ledger row on this machine, without llmrpc")
 w("bench/openai_compat.sh         # the OpenAI-compatible surface beside the JSON-RPC path")
+w("bench/auth.sh                  # caller keys: anonymous, a team without credits, a team with credits")
 w("```")
 compat = os.path.join(out, "openai-compat", "table.md")
 if os.path.exists(compat):
@@ -184,6 +185,17 @@ if os.path.exists(compat):
       "`POST /v1/chat/completions` and for the mock directly, alternating. Added latency is over direct.")
     w("")
     w(open(compat).read().rstrip())
+auth = os.path.join(out, "auth", "table.md")
+if os.path.exists(auth):
+    w("")
+    w("## What caller keys cost")
+    w("")
+    w("`bench/auth.sh` (run by bench/run.sh): one service, the same mock and load generator, "
+      "`llm.complete` anonymous, with a caller key of a team without credits (the key is found in "
+      "the replica's cache: no database round trip) and of a team with credits (one reservation "
+      "in SQLite before each call, settled after); each twice, in rotating order.")
+    w("")
+    w(open(auth).read().rstrip())
 print("\n".join(lines))
 extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
 if os.path.exists(extra):

@@ -99,6 +99,7 @@ if [ "${COMPARE:-0}" = 1 ]; then
 fi
 
 bench/openai_compat.sh >/dev/null
+bench/auth.sh >/dev/null
 
 cpu_account end
 mkdir -p docs

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::sse;
 
@@ -37,9 +38,10 @@ pub struct BenchArgs {
     /// Load an OpenAI-compatible base URL (…/v1) directly instead of llmrpc.
     #[arg(long)]
     openai_url: Option<String>,
-    /// Bearer key for --openai-url.
-    #[arg(long, default_value = "bench")]
-    api_key: String,
+    /// Bearer key: a caller key of the llmrpc service (when it requires one), or the key for
+    /// --openai-url (`bench` when not given).
+    #[arg(long, env = "LLMRPC_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     #[arg(long, value_enum, default_value = "complete")]
     mode: Mode,
     #[arg(long, default_value = "gpt-4o-mini")]
@@ -175,13 +177,18 @@ impl Target {
         })
     }
 
+    fn key(&self) -> Option<&str> {
+        let default = self.args.openai_url.as_ref().map(|_| "bench");
+        self.args.api_key.as_deref().or(default)
+    }
+
     async fn http(&self, started: Instant) -> Outcome {
         let mut request = self
             .client
             .post(&self.endpoint)
             .header("content-type", "application/json");
-        if self.args.openai_url.is_some() {
-            request = request.bearer_auth(&self.args.api_key);
+        if let Some(key) = self.key() {
+            request = request.bearer_auth(key);
         }
         if self.args.mode == Mode::Sse {
             request = request.header("accept", "text/event-stream");
@@ -246,7 +253,14 @@ struct WsWorker {
 impl WsWorker {
     async fn connect(target: &Target) -> Result<Self, String> {
         let url = target.args.url.replacen("http", "ws", 1);
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        let mut upgrade = url.into_client_request().map_err(|e| e.to_string())?;
+        if let Some(key) = target.key() {
+            let value = format!("Bearer {key}")
+                .parse()
+                .map_err(|_| "invalid --api-key")?;
+            upgrade.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(upgrade)
             .await
             .map_err(|e| e.to_string())?;
         let request = String::from_utf8_lossy(&target.body).into_owned();

@@ -130,10 +130,10 @@ impl Error {
         err
     }
 
-    pub fn budget_exceeded(team_id: &str, credits_usd: f64, needed_usd: f64) -> Self {
+    pub fn budget_exceeded(team_id: &str, team: &str, credits_usd: f64, needed_usd: f64) -> Self {
         let message = format!(
-            "team {team_id:?} has {credits_usd:.6} USD of credits left; this call needs up to \
-             {needed_usd:.6} USD"
+            "team {team:?} has {credits_usd:.6} USD of credits left; this call may cost up to \
+             {needed_usd:.6} USD (its prompt and max_tokens at the model's prices)"
         );
         let mut err = Self::new(ErrorKind::BudgetExceeded, message);
         err.detail = Some(Box::new(Detail::Budget {

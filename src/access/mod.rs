@@ -116,7 +116,8 @@ pub struct Charge {
     team_id: String,
     /// What was deducted before the call, if the team has credits.
     reserved_usd: Option<f64>,
-    tokens_per_minute: Option<u32>,
+    /// The team's tokens per minute and the key they are counted under.
+    tokens_per_minute: Option<(u32, String)>,
 }
 
 impl Charge {
@@ -325,7 +326,7 @@ impl Access {
         let mut charge = Charge {
             team_id: team.id.clone(),
             reserved_usd: None,
-            tokens_per_minute: team.tokens_per_minute,
+            tokens_per_minute: team.tokens_per_minute.map(|tpm| (tpm, tpm_key.clone())),
         };
         if team.credits_usd.is_none() {
             return Ok(charge);
@@ -339,7 +340,9 @@ impl Access {
                 charge.reserved_usd = Some(needed);
                 Ok(charge)
             }
-            Ok(Reserved::Refused { left }) => Err(Error::budget_exceeded(&team.id, left, needed)),
+            Ok(Reserved::Refused { left }) => {
+                Err(Error::budget_exceeded(&team.id, &team.name, left, needed))
+            }
             Err(e) => Err(Error::new(
                 ErrorKind::Internal,
                 format!("the team's credits cannot be checked: {e}"),
@@ -353,10 +356,9 @@ impl Access {
     pub fn settle(self: &Arc<Self>, charge: Charge, cost_usd: f64, tokens: u64) {
         let access = Arc::clone(self);
         tokio::spawn(async move {
-            if let Some(per_minute) = charge.tokens_per_minute {
-                let key = format!("team:{}:tpm", charge.team_id);
+            if let Some((per_minute, key)) = &charge.tokens_per_minute {
                 let tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
-                access.rates.charge(&key, per_minute, tokens).await;
+                access.rates.charge(key, *per_minute, tokens).await;
             }
             let (Some(reserved), Some(accounts)) = (charge.reserved_usd, &access.accounts) else {
                 return;
