@@ -29,8 +29,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 -- Bumped by every change of teams or keys: replicas poll it each second and reload their cache
 -- of keys when it moved, which is how a revocation reaches every replica within a second.
+-- `keys_made` is set by the first key ever made and never cleared: auth stays on when every key
+-- is later revoked or deleted with its team.
 CREATE TABLE IF NOT EXISTS access_version (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
-    version BIGINT  NOT NULL
+    version   BIGINT  NOT NULL,
+    keys_made BIGINT  NOT NULL DEFAULT 0
 );
 INSERT INTO access_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;

@@ -9,6 +9,9 @@ use crate::types::{ChatRequest, Content, Part};
 const IMAGE_TOKENS: u64 = 2_000;
 /// Tokens of framing per message (role markers and separators).
 const MESSAGE_TOKENS: u64 = 8;
+/// Tokens a provider adds on its own to a call that offers tools (its tool-use instructions:
+/// a few hundred on Anthropic).
+const TOOL_USE_TOKENS: u64 = 512;
 
 /// An upper bound of the prompt's tokens. Tokenizers of all three providers are byte-level, and
 /// a token covers at least one byte, so the bytes of the text bound its tokens.
@@ -44,7 +47,12 @@ pub fn prompt_tokens(req: &ChatRequest) -> u64 {
             (t.name.len() + t.description.as_ref().map_or(0, String::len) + schema) as u64
         })
         .sum();
-    messages + tools
+    let tool_use = if req.tools.is_empty() {
+        0
+    } else {
+        TOOL_USE_TOKENS
+    };
+    messages + tools + tool_use
 }
 
 /// The most a call may cost: `output_tokens` is its `max_tokens`, or the cap the gateway sets

@@ -67,6 +67,7 @@ impl Caller {
 #[derive(Default)]
 struct Cache {
     version: i64,
+    keys_made: bool,
     /// Live keys by hash.
     keys: HashMap<String, Arc<Caller>>,
     /// Hashes of revoked keys, to answer `revoked_key` rather than `unknown_key`.
@@ -82,6 +83,7 @@ impl Cache {
             .collect();
         let mut cache = Cache {
             version: snapshot.version,
+            keys_made: snapshot.keys_made,
             ..Cache::default()
         };
         for (hash, key) in snapshot.keys {
@@ -106,7 +108,7 @@ impl Cache {
     }
 
     fn any_key(&self) -> bool {
-        !self.keys.is_empty() || !self.revoked.is_empty()
+        self.keys_made || !self.keys.is_empty()
     }
 }
 
@@ -212,10 +214,7 @@ impl Access {
         let required = self.required();
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             return match required {
-                true => Err(Error::denied(
-                    Denial::MissingKey,
-                    "this service needs a caller key: send Authorization: Bearer llmrpc-…",
-                )),
+                true => Err(missing_key()),
                 false => Ok(None),
             };
         };
@@ -232,10 +231,15 @@ impl Access {
         }
     }
 
-    /// The caller as the cache knows it now: a key revoked since the caller's connection opened
-    /// is refused, and a changed team applies.
-    pub fn recheck(&self, caller: &Caller) -> Result<Arc<Caller>, Error> {
-        self.lookup(&caller.hash)
+    /// The caller as the cache knows it now, for each call of a connection that authenticated
+    /// when it opened: a key revoked since is refused, a changed team applies, and an anonymous
+    /// connection is refused once keys are required.
+    pub fn recheck(&self, caller: Option<&Arc<Caller>>) -> Result<Option<Arc<Caller>>, Error> {
+        match caller {
+            Some(caller) => self.lookup(&caller.hash).map(Some),
+            None if self.required() => Err(missing_key()),
+            None => Ok(None),
+        }
     }
 
     fn lookup(&self, hash: &str) -> Result<Arc<Caller>, Error> {
@@ -351,8 +355,10 @@ impl Access {
     }
 
     /// Ends a call's hold: gives back what the reservation held beyond `cost_usd` and counts
-    /// `tokens` against the team's tokens per minute. Runs in the background: the answer has
-    /// gone already.
+    /// `tokens` against the team's tokens per minute. A call is charged its reservation at most,
+    /// so that credits never go below zero: the rare call that costs more than its estimate
+    /// (a provider counting more prompt tokens than the bound) is on the service. Runs in the
+    /// background: the answer has gone already.
     pub fn settle(self: &Arc<Self>, charge: Charge, cost_usd: f64, tokens: u64) {
         let access = Arc::clone(self);
         tokio::spawn(async move {
@@ -363,7 +369,8 @@ impl Access {
             let (Some(reserved), Some(accounts)) = (charge.reserved_usd, &access.accounts) else {
                 return;
             };
-            if let Err(e) = accounts.settle(&charge.team_id, reserved - cost_usd).await {
+            let refund = reserved - cost_usd.min(reserved);
+            if let Err(e) = accounts.settle(&charge.team_id, refund).await {
                 tracing::error!(
                     team_id = charge.team_id,
                     "credits not settled ({reserved} USD reserved, {cost_usd} USD spent): {e}"
@@ -371,6 +378,13 @@ impl Access {
             }
         });
     }
+}
+
+fn missing_key() -> Error {
+    Error::denied(
+        Denial::MissingKey,
+        "this service needs a caller key: send Authorization: Bearer llmrpc-…",
+    )
 }
 
 fn rate_key(team: &Team, what: &str) -> String {

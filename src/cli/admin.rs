@@ -13,15 +13,15 @@ use crate::rpc::admin::dispatch;
 #[derive(Args)]
 pub struct AdminArgs {
     /// A running service to administer; without it, the database is changed directly.
-    #[arg(long, env = "LLMRPC_URL")]
+    #[arg(long, env = "LLMRPC_URL", global = true)]
     url: Option<String>,
     /// An admin key, for `--url`.
-    #[arg(long, env = "LLMRPC_API_KEY", hide_env_values = true)]
+    #[arg(long, env = "LLMRPC_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
     /// The database to change without `--url`.
-    #[arg(long, env = "LLMRPC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, env = "LLMRPC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
     database_url: String,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", global = true)]
     output: Output,
     #[command(subcommand)]
     command: AdminCommand,
@@ -113,7 +113,8 @@ enum Credits {
     Add {
         #[arg(long)]
         team: String,
-        #[arg(long)]
+        /// USD to add; a negative amount takes away.
+        #[arg(long, allow_negative_numbers = true)]
         amount: f64,
     },
 }

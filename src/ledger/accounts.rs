@@ -105,6 +105,8 @@ pub struct NewKey {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub version: i64,
+    /// Whether a key was ever made here (keys may since have been deleted with their team).
+    pub keys_made: bool,
     pub teams: Vec<Team>,
     /// Keys with the hash of their secret, revoked ones included.
     pub keys: Vec<(String, KeyInfo)>,
@@ -289,6 +291,9 @@ impl Accounts {
         .bind(&key.hash)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("UPDATE access_version SET keys_made = 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
         bump(&mut tx).await?;
         tx.commit().await?;
         self.key(&key.id).await
@@ -403,9 +408,10 @@ impl Accounts {
     /// Every team and key, read in one transaction so that they agree with the version.
     pub async fn snapshot(&self) -> Result<Snapshot, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let version = sqlx::query_scalar("SELECT version FROM access_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let (version, keys_made): (i64, i64) =
+            sqlx::query_as("SELECT version, keys_made FROM access_version WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
         let teams = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams"))
             .fetch_all(&mut *tx)
             .await?
@@ -421,6 +427,7 @@ impl Accounts {
         tx.commit().await?;
         Ok(Snapshot {
             version,
+            keys_made: keys_made != 0,
             teams,
             keys,
         })

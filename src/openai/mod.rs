@@ -69,7 +69,7 @@ pub async fn chat_completions(
         .to_owned();
     let (mut ctx, call) = params::parse_value(Some(Value::Object(params_)), traceparent.as_ref());
     let span = telemetry::call_span(METHOD, &mut ctx);
-    ctx.caller = match caller.map(|c| gateway.access().recheck(&c)).transpose() {
+    ctx.caller = match gateway.access().recheck(caller.as_ref()) {
         Ok(caller) => caller,
         Err(err) => return refused(&ctx, errors::answer(&err)),
     };

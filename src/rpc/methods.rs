@@ -38,11 +38,11 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
                 subscribe(&gateway, params.as_str(), pending, &ext).await
             },
         )?;
-        module.register_method("llm.models", |_, gateway, _| {
-            super::views::models(&gateway.models())
+        module.register_method("llm.models", |_, gateway, ext| {
+            allowed(gateway, ext).map(|()| super::views::models(&gateway.models()))
         })?;
-        module.register_method("llm.metrics", |_, gateway, _| {
-            super::views::metrics(&gateway.metrics().snapshot())
+        module.register_method("llm.metrics", |_, gateway, ext| {
+            allowed(gateway, ext).map(|()| super::views::metrics(&gateway.metrics().snapshot()))
         })?;
         module.register_async_method("ops.trace", |params, gateway, ext| async move {
             super::ops::trace(&gateway, params.as_str(), &ext).await
@@ -51,7 +51,9 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
             super::ops::usage(&gateway, params.as_str(), &ext).await
         })?;
         super::admin::register(&mut module)?;
-        module.register_method("rpc.discover", move |_, _, _| openrpc.clone())?;
+        module.register_method("rpc.discover", move |_, gateway, ext| {
+            allowed(gateway, ext).map(|()| openrpc.clone())
+        })?;
         Ok::<_, jsonrpsee::core::RegisterMethodError>(())
     })();
     registered.map_err(|e| format!("registering JSON-RPC methods: {e}"))?;
@@ -79,7 +81,16 @@ pub fn caller(gateway: &Gateway, ext: &Extensions) -> Result<Option<Arc<Caller>>
 }
 
 fn recheck(gateway: &Gateway, caller: Option<&Arc<Caller>>) -> Result<Option<Arc<Caller>>, Error> {
-    caller.map(|c| gateway.access().recheck(c)).transpose()
+    gateway.access().recheck(caller)
+}
+
+/// Refuses a method without params to a caller the access cache no longer admits (a
+/// WebSocket whose key was revoked, or opened anonymously before keys were required).
+fn allowed(gateway: &Gateway, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
+    let ctx = CallContext::new(None, ext.get::<TraceParent>());
+    caller(gateway, ext)
+        .map(|_| ())
+        .map_err(|e| fail(&e, &ctx.trace_id, ext))
 }
 
 /// The JSON-RPC error of a failed call; a refusal of the caller also sets the HTTP status.
