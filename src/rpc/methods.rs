@@ -14,7 +14,7 @@ use super::Refusal;
 use super::errors::{to_json, to_rpc_error};
 use crate::access::Caller;
 use crate::context::{CallContext, TraceParent};
-use crate::error::Error;
+use crate::error::{Denial, Error};
 use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
 use crate::params::{self, log_invalid};
 use crate::telemetry;
@@ -73,13 +73,21 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
 }
 
 /// The caller of a call, as the access cache knows it now: on a WebSocket opened with a key
-/// since revoked, the next call is refused.
+/// since revoked, the next call is refused; so is the next call on one opened anonymously
+/// before the first key existed.
 pub fn caller(gateway: &Gateway, ext: &Extensions) -> Result<Option<Arc<Caller>>, Error> {
     recheck(gateway, ext.get::<Arc<Caller>>())
 }
 
 fn recheck(gateway: &Gateway, caller: Option<&Arc<Caller>>) -> Result<Option<Arc<Caller>>, Error> {
-    caller.map(|c| gateway.access().recheck(c)).transpose()
+    match caller {
+        Some(caller) => gateway.access().recheck(caller).map(Some),
+        None if gateway.access().required() => Err(Error::denied(
+            Denial::MissingKey,
+            "this service needs a caller key now: reconnect with Authorization: Bearer llmrpc-…",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The JSON-RPC error of a failed call; a refusal of the caller also sets the HTTP status.
