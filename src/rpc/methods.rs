@@ -75,7 +75,8 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
 }
 
 /// The caller of a call, as the access cache knows it now: on a WebSocket opened with a key
-/// since revoked, the next call is refused.
+/// since revoked, the next call is refused; so is the next call on one opened anonymously
+/// before the first key existed.
 pub fn caller(gateway: &Gateway, ext: &Extensions) -> Result<Option<Arc<Caller>>, Error> {
     recheck(gateway, ext.get::<Arc<Caller>>())
 }
