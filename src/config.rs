@@ -75,6 +75,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The output cap of a call paid from credits that sets no `max_tokens`.
     pub budget_max_tokens: u32,
+    /// The service's URL as callers reach it (behind a load balancer), for the A2A agent card.
+    pub public_url: Option<String>,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// The file this was read from, re-read on SIGHUP.
@@ -103,6 +105,7 @@ struct FileConfig {
     auth: Option<String>,
     redis_url: Option<String>,
     budget_max_tokens: Option<u32>,
+    public_url: Option<String>,
     max_connections: Option<u32>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
@@ -358,6 +361,7 @@ impl Config {
             prices: file_config.prices,
             auth,
             redis_url: env("LLMRPC_REDIS_URL").or(file_config.redis_url),
+            public_url: env("LLMRPC_PUBLIC_URL").or(file_config.public_url),
             budget_max_tokens: read
                 .number(
                     "LLMRPC_BUDGET_MAX_TOKENS",

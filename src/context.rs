@@ -150,6 +150,8 @@ pub struct CallContext {
     pub a2a: A2aContext,
     /// Who calls, when the request presented a valid key; set by the surface.
     pub caller: Option<Arc<Caller>>,
+    /// The A2A task the call runs as, on the A2A surface.
+    pub task_id: Option<String>,
 }
 
 impl CallContext {
@@ -177,6 +179,7 @@ impl CallContext {
             parent_span_id,
             a2a,
             caller: None,
+            task_id: None,
         }
     }
 

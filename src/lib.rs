@@ -3,6 +3,7 @@
 //! llmrpc: a JSON-RPC 2.0 gateway through which AI agents call OpenAI, Anthropic and Gemini,
 //! carrying each caller's A2A context and trace id through every hop.
 
+pub mod a2a;
 pub mod access;
 pub mod bench;
 pub mod cli;

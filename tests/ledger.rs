@@ -71,6 +71,7 @@ fn success() -> CallRecord {
         finished_at: T0 + 401,
         team_id: Some("team_a".into()),
         key_prefix: Some("llmrpc-1a2b3c4d".into()),
+        task_id: Some("task-a".into()),
     }
 }
 
@@ -204,6 +205,9 @@ async fn trace_returns_that_traces_calls_oldest_first(store: Arc<dyn Store>) {
     assert_eq!(store.trace("trace-d").await.unwrap(), vec![unrouted()]);
     assert!(store.trace("no-such-trace").await.unwrap().is_empty());
     assert!(store.trace("").await.unwrap().is_empty());
+    // An A2A task's call, by its task id.
+    assert_eq!(store.task("task-a").await.unwrap(), Some(success()));
+    assert_eq!(store.task("no-such-task").await.unwrap(), None);
 
     // The ops.trace shape: timestamps as RFC 3339.
     let shown = serde_json::to_value(&a).unwrap();
@@ -565,6 +569,10 @@ impl Store for Refusing {
 
     async fn trace(&self, _: &str) -> Result<Vec<CallRecord>, LedgerError> {
         Ok(Vec::new())
+    }
+
+    async fn task(&self, _: &str) -> Result<Option<CallRecord>, LedgerError> {
+        Ok(None)
     }
 
     async fn usage(

@@ -92,7 +92,8 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         max_connections: config.max_connections,
         drain_timeout: config.drain_timeout,
     };
-    rpc::serve(listener, gateway, limits, shutdown_signal()).await?;
+    let public_url = config.public_url.clone();
+    rpc::serve(listener, gateway, limits, public_url, shutdown_signal()).await?;
     // What the drained calls recorded is written before the process ends.
     if let Some(ledger) = ledger {
         match tokio::time::timeout(Duration::from_secs(10), ledger.flush()).await {

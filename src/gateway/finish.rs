@@ -58,6 +58,7 @@ impl CallEnd {
             metadata,
             team_id: caller.map(|c| c.team.id.clone()),
             key_prefix: caller.map(|c| c.prefix.clone()),
+            task_id: ctx.task_id.clone(),
             started_at: ledger::now_ms(),
             ..CallRecord::default()
         };

@@ -88,6 +88,8 @@ pub struct CallRecord {
     pub team_id: Option<String>,
     /// The public prefix of the caller's key (never the key).
     pub key_prefix: Option<String>,
+    /// The A2A task the call ran as, for calls of the A2A surface.
+    pub task_id: Option<String>,
     /// Unix milliseconds; RFC 3339 in JSON.
     #[serde(serialize_with = "rfc3339")]
     pub started_at: i64,
@@ -164,6 +166,9 @@ pub trait Store: Send + Sync {
 
     /// Every call of `trace_id`, oldest first.
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError>;
+
+    /// The call that ran as the A2A task `task_id`.
+    async fn task(&self, task_id: &str) -> Result<Option<CallRecord>, LedgerError>;
 
     /// Totals of the calls started in `[since_ms, until_ms)` (of one team's, with `team`),
     /// ordered by key, calls without one last.
@@ -296,6 +301,12 @@ impl Ledger {
         team: Option<&str>,
     ) -> Result<Vec<UsageRow>, LedgerError> {
         self.store.usage(since_ms, until_ms, group_by, team).await
+    }
+
+    /// The call that ran as the A2A task `task_id`; read from the store, so a call that just
+    /// ended may not be there yet.
+    pub async fn task(&self, task_id: &str) -> Result<Option<CallRecord>, LedgerError> {
+        self.store.task(task_id).await
     }
 }
 

@@ -31,19 +31,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "teams",
         include_str!("../../migrations/postgres/0003_teams.sql"),
     ),
+    (
+        4,
+        "tasks",
+        include_str!("../../migrations/postgres/0004_tasks.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at, team_id, key_prefix";
+    metadata, started_at, finished_at, team_id, key_prefix, task_id";
 
 /// The columns as `trace` selects them: JSONB comes back as text, parsed like SQLite's.
 const SELECT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, \
     attempts::text AS attempts, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
     total_tokens, cost_usd, tool_calls, metadata::text AS metadata, started_at, finished_at, \
-    team_id, key_prefix";
+    team_id, key_prefix, task_id";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -90,6 +95,7 @@ struct Columns {
     finished_at: Vec<i64>,
     team_id: Vec<Option<String>>,
     key_prefix: Vec<Option<String>>,
+    task_id: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -120,6 +126,7 @@ impl Columns {
         self.finished_at.push(r.finished_at);
         self.team_id.push(r.team_id);
         self.key_prefix.push(r.key_prefix);
+        self.task_id.push(r.task_id);
         Ok(())
     }
 }
@@ -145,12 +152,12 @@ impl Store for PostgresStore {
                     method, requested_model, provider, model, status, error_message, \
                     attempts::jsonb, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
                     total_tokens, cost_usd, tool_calls, metadata::jsonb, started_at, \
-                    finished_at, team_id, key_prefix \
+                    finished_at, team_id, key_prefix, task_id \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
                          $11::text[], $12::text[], $13::text[], $14::int8[], $15::int8[], \
                          $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::int8[], \
-                         $21::text[], $22::int8[], $23::int8[], $24::text[], $25::text[]) \
+                         $21::text[], $22::int8[], $23::int8[], $24::text[], $25::text[], $26::text[]) \
                   AS r({COLUMNS})"
         );
         // One statement is one transaction already.
@@ -180,6 +187,7 @@ impl Store for PostgresStore {
             .bind(c.finished_at)
             .bind(c.team_id)
             .bind(c.key_prefix)
+            .bind(c.task_id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -196,6 +204,15 @@ impl Store for PostgresStore {
             .iter()
             .map(record)
             .collect()
+    }
+
+    async fn task(&self, task_id: &str) -> Result<Option<CallRecord>, LedgerError> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM calls WHERE task_id = $1 LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
     }
 
     async fn usage(
@@ -279,5 +296,6 @@ fn record(row: &PgRow) -> Result<CallRecord, LedgerError> {
         finished_at: row.try_get("finished_at")?,
         team_id: row.try_get("team_id")?,
         key_prefix: row.try_get("key_prefix")?,
+        task_id: row.try_get("task_id")?,
     })
 }

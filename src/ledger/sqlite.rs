@@ -50,6 +50,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         "teams",
         include_str!("../../migrations/sqlite/0006_teams.sql"),
     ),
+    (
+        7,
+        "tasks",
+        include_str!("../../migrations/sqlite/0007_tasks.sql"),
+    ),
 ];
 
 /// How many of `MIGRATIONS` run before rows written without a trace key are given theirs; the
@@ -59,14 +64,14 @@ const BEFORE_KEYING: usize = 2;
 const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
     conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
     latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at, team_id, key_prefix";
+    metadata, started_at, finished_at, team_id, key_prefix, task_id";
 
 /// The columns of an inserted row, in the order `insert` binds them: those of `COLUMNS`,
 /// reordered, and `trace_key`, which `ops.trace` looks rows up by.
 const INSERT_COLUMNS: &str = "attempts, metadata, trace_id, span_id, source_agent, \
     target_agent, session_id, conversation_id, method, requested_model, provider, model, status, \
     error_message, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, \
-    tool_calls, started_at, finished_at, team_id, key_prefix, trace_key";
+    tool_calls, started_at, finished_at, team_id, key_prefix, task_id, trace_key";
 
 fn insert_column_count() -> usize {
     INSERT_COLUMNS.split(',').count()
@@ -295,6 +300,7 @@ impl Store for SqliteStore {
                     .bind(r.finished_at)
                     .bind(r.team_id)
                     .bind(r.key_prefix)
+                    .bind(r.task_id)
                     .bind(key);
             }
             insert.execute(&mut *tx).await?;
@@ -312,6 +318,15 @@ impl Store for SqliteStore {
             .iter()
             .map(record)
             .collect()
+    }
+
+    async fn task(&self, task_id: &str) -> Result<Option<CallRecord>, LedgerError> {
+        let sql = format!("SELECT {COLUMNS} FROM calls WHERE task_id = ? LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
     }
 
     async fn usage(
@@ -395,6 +410,7 @@ fn record(row: &SqliteRow) -> Result<CallRecord, LedgerError> {
         finished_at: row.try_get("finished_at")?,
         team_id: row.try_get("team_id")?,
         key_prefix: row.try_get("key_prefix")?,
+        task_id: row.try_get("task_id")?,
     })
 }
 

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tower::Service;
 use tower::layer::util::Identity;
 
+use crate::a2a::Agent;
 use crate::access::Caller;
 use crate::context::TraceParent;
 use crate::error::Error;
@@ -46,10 +47,12 @@ pub struct Limits {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
+/// `public_url` is the base URL the A2A agent card advertises (the request's `Host` otherwise).
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     limits: Limits,
+    public_url: Option<String>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let config = ServerConfig::builder()
@@ -64,6 +67,7 @@ pub async fn serve(
     let methods: Methods = methods::module(Arc::clone(&gateway))?.into();
     let (stop_handle, server_handle) = stop_channel();
     let app = Arc::new(App {
+        agent: Agent::new(Arc::clone(&gateway), public_url),
         gateway,
         max_body: limits.max_request_body_bytes as usize,
     });
@@ -111,6 +115,7 @@ pub async fn serve(
 
 struct App {
     gateway: Arc<Gateway>,
+    agent: Agent,
     max_body: usize,
 }
 
@@ -133,6 +138,9 @@ impl App {
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
                 .body(HttpBody::from(self.gateway.scrape().encode()))?,
+            (&Method::GET, "/.well-known/agent-card.json") => {
+                crate::a2a::card(&self.agent, req.headers())
+            }
             _ => {
                 let authorization = req
                     .headers()
@@ -166,6 +174,13 @@ impl App {
                     None => crate::openai::too_large(self.max_body, tp),
                 }
             }
+            (&Method::POST, crate::a2a::PATH) => {
+                let (parts, body) = req.into_parts();
+                match read_body(body, self.max_body).await? {
+                    Some(body) => self.agent.serve(&parts.headers, &body, caller).await,
+                    None => json_response(StatusCode::PAYLOAD_TOO_LARGE, &too_large(self.max_body)),
+                }
+            }
             (&Method::GET, "/v1/models") => {
                 crate::openai::models(&self.gateway, traceparent(req.headers()))
             }
@@ -197,6 +212,9 @@ impl App {
         let tp = traceparent(req.headers());
         if req.uri().path().starts_with("/v1/") {
             return Ok(crate::openai::unauthorized(err, tp));
+        }
+        if req.uri().path() == crate::a2a::PATH {
+            return Ok(crate::a2a::refused(err, tp.as_ref()));
         }
         let body = match req.method() {
             &Method::POST => read_body(req.into_body(), self.max_body).await?,

@@ -120,6 +120,7 @@ pub fn call_span(method: &'static str, ctx: &mut CallContext) -> tracing::Span {
         "gen_ai.usage.output_tokens" = tracing::field::Empty,
         "gen_ai.response.finish_reasons" = tracing::field::Empty,
         "gen_ai.tool.names" = tracing::field::Empty,
+        "gen_ai.conversation.id" = tracing::field::Empty,
         "a2a.trace_id" = %ctx.trace_id,
         "a2a.source_agent" = tracing::field::Empty,
         "a2a.session_id" = tracing::field::Empty,
@@ -154,6 +155,9 @@ fn continue_trace(span: tracing::Span, ctx: &mut CallContext) -> tracing::Span {
     }
     if let Some(session) = &ctx.a2a.session_id {
         span.record("a2a.session_id", session.as_str());
+    }
+    if let Some(conversation) = &ctx.a2a.conversation_id {
+        span.record("gen_ai.conversation.id", conversation.as_str());
     }
     if !exporting() {
         return span;

@@ -1,0 +1,4 @@
+-- The A2A task a call ran as (contract §9), so that GetTask finds it after the fact. Indexed
+-- only where set: calls of the other surfaces pay nothing for it.
+ALTER TABLE calls ADD COLUMN task_id TEXT;
+CREATE INDEX IF NOT EXISTS calls_task_id ON calls (task_id) WHERE task_id IS NOT NULL;

@@ -1,0 +1,88 @@
+//! The agent card at `/.well-known/agent-card.json`, served without a key: what the service
+//! is, where its JSON-RPC binding is (an absolute URL, since clients POST to it as written), a
+//! skill per tier or alias, and bearer auth when caller keys are required.
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use jsonrpsee::server::{HttpBody, HttpResponse};
+use serde_json::{Value, json};
+
+use super::{Agent, PATH};
+
+/// What a message may carry: text, JSON data, and images.
+const INPUT_MODES: [&str; 6] = [
+    "text/plain",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/gif",
+];
+
+pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
+    let base = match agent.public_url() {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            format!("http://{host}")
+        }
+    };
+    let url = format!("{base}{PATH}");
+    let catalog = agent.gateway().models();
+    let mut aliases: Vec<&str> = catalog
+        .models
+        .iter()
+        .flat_map(|m| m.aliases.iter().map(String::as_str))
+        .collect();
+    aliases.sort_unstable();
+    aliases.dedup();
+    let skills: Vec<Value> = aliases
+        .iter()
+        .map(|alias| {
+            let members: Vec<String> = catalog
+                .models
+                .iter()
+                .filter(|m| m.aliases.iter().any(|a| a == alias))
+                .map(|m| m.route.id())
+                .collect();
+            json!({
+                "id": alias,
+                "name": alias,
+                "description": format!(
+                    "Answers with the model `{alias}` names: the first configured of {}. Set message.metadata.model to `{alias}`, or to any model id llm.models lists.",
+                    members.join(", ")
+                ),
+                "tags": ["llm", "chat"],
+            })
+        })
+        .collect();
+    let mut card = json!({
+        "name": "llmrpc",
+        "description": "A gateway to OpenAI, Anthropic and Gemini models. Each message is one model call, run as a task: its answer is the task's artifact, streamed as it arrives with SendStreamingMessage. The model is message.metadata.model (or the request's metadata.model), else the default.",
+        "version": env!("CARGO_PKG_VERSION"),
+        "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+        // For 0.3 clients, which read these instead.
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "protocolVersion": "0.3.0",
+        "capabilities": {"streaming": true, "pushNotifications": false},
+        "defaultInputModes": INPUT_MODES,
+        "defaultOutputModes": ["text/plain"],
+        "skills": skills,
+    });
+    if agent.gateway().access().required() {
+        card["securitySchemes"] = json!({"bearer": {"httpAuthSecurityScheme": {
+            "scheme": "Bearer", "bearerFormat": "llmrpc caller key",
+            "description": "A caller key (llmrpc-…) made with llmrpc admin keys create"}}});
+        card["securityRequirements"] = json!([{"schemes": {"bearer": {"list": []}}}]);
+    }
+    let mut response = HttpResponse::new(HttpBody::from(card.to_string()));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
