@@ -1,10 +1,12 @@
-//! `llmrpc complete | stream | models`: small JSON-RPC clients of a running service.
+//! `llmrpc complete | stream | models | trace`: small JSON-RPC clients of a running service, for
+//! people (text, a spinner) and for pipelines (`--output json|jsonl`, exit codes).
 
 use std::io::Write;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::output::{Failure, Format, OutputArgs, spinner, table};
 use crate::providers;
 use crate::sse;
 
@@ -16,19 +18,28 @@ pub struct ServiceArgs {
     /// The caller key to send as `Authorization: Bearer …`.
     #[arg(long, env = "LLMRPC_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Print the whole JSON-RPC result instead of the text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl ServiceArgs {
     /// A POST to the service, with the caller key when there is one.
-    fn post(&self) -> Result<reqwest::RequestBuilder, String> {
-        let request = client()?.post(&self.url);
+    fn post(&self) -> Result<reqwest::RequestBuilder, Failure> {
+        let client = providers::http_client(std::time::Duration::from_secs(10))
+            .map_err(|e| Failure::from(e.to_string()))?;
+        let request = client.post(&self.url);
         Ok(match &self.api_key {
             Some(key) => request.bearer_auth(key),
             None => request,
         })
+    }
+
+    fn format(&self) -> Format {
+        self.output.format()
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Failure {
+        Failure::unreachable(format!("cannot reach {}: {e}", self.url))
     }
 }
 
@@ -73,17 +84,13 @@ impl CallArgs {
     }
 }
 
-fn client() -> Result<reqwest::Client, String> {
-    providers::http_client(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())
-}
-
-async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, String> {
+async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, Failure> {
     let response = service
         .post()?
         .json(request)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {}: {e}", service.url))?;
+        .map_err(|e| service.unreachable(e))?;
     let body: Value = response
         .json()
         .await
@@ -91,96 +98,151 @@ async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, String> {
     result_of(body)
 }
 
-fn result_of(response: Value) -> Result<Value, String> {
+fn result_of(response: Value) -> Result<Value, Failure> {
     match response.get("error") {
-        Some(error) => Err(format!("error {}", error)),
+        Some(error) => Err(Failure::of_rpc(error)),
         None => Ok(response.get("result").cloned().unwrap_or(Value::Null)),
     }
 }
 
-pub async fn complete(args: CallArgs) -> Result<(), String> {
-    let result = call(&args.service, &args.request("llm.complete")).await?;
-    if args.service.json {
-        println!("{result:#}");
-    } else {
-        println!("{}", result["content"].as_str().unwrap_or_default());
-        eprintln!(
-            "[{}/{} · {} ms · {} tokens · trace {}]",
-            result["provider"].as_str().unwrap_or("?"),
-            result["model"].as_str().unwrap_or("?"),
-            result["latency_ms"],
-            result["usage"]["total_tokens"],
-            result["trace_id"].as_str().unwrap_or("?"),
-        );
+/// The line people read under an answer: who answered, how fast, how much, under which trace.
+fn trailer(result: &Value) -> String {
+    let ttft = result["ttft_ms"]
+        .as_u64()
+        .map_or(String::new(), |t| format!(" · first token {t} ms"));
+    format!(
+        "[{}/{} · {} ms{ttft} · {} tokens · trace {}]",
+        result["provider"].as_str().unwrap_or("?"),
+        result["model"].as_str().unwrap_or("?"),
+        result["latency_ms"],
+        result["usage"]["total_tokens"],
+        result["trace_id"].as_str().unwrap_or("?"),
+    )
+}
+
+pub async fn complete(args: CallArgs) -> Result<(), Failure> {
+    let format = args.service.format();
+    let waiting = (format == Format::Text).then(|| spinner("waiting for the answer"));
+    let result = call(&args.service, &args.request("llm.complete")).await;
+    if let Some(spinner) = waiting {
+        spinner.finish_and_clear();
+    }
+    let result = result?;
+    match format {
+        Format::Json => println!("{result:#}"),
+        Format::Jsonl => println!("{result}"),
+        Format::Text => {
+            println!("{}", result["content"].as_str().unwrap_or_default());
+            eprintln!("{}", trailer(&result));
+        }
     }
     Ok(())
 }
 
-pub async fn stream(args: CallArgs) -> Result<(), String> {
-    let response = args
+pub async fn stream(args: CallArgs) -> Result<(), Failure> {
+    let format = args.service.format();
+    let waiting = (format == Format::Text).then(|| spinner("waiting for the first token"));
+    let sent = args
         .service
         .post()?
         .header("accept", "text/event-stream")
         .json(&args.request("llm.stream"))
         .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {e}", args.service.url))?;
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => {
+            if let Some(spinner) = &waiting {
+                spinner.finish_and_clear();
+            }
+            return Err(args.service.unreachable(e));
+        }
+    };
     let mut events = std::pin::pin!(sse::decode(response.bytes_stream()));
     let mut stdout = std::io::stdout();
-    while let Some(event) = events.next().await {
-        let event = event.map_err(|e| format!("stream broke: {e}"))?;
-        let chunk = result_of(
-            serde_json::from_str(&event.data).map_err(|e| format!("invalid event: {e}"))?,
-        )?;
-        if args.service.json {
-            println!("{chunk}");
-        } else if let Some(delta) = chunk["delta"].as_str() {
-            print!("{delta}");
-            let _ = stdout.flush();
+    let mut chunks = Vec::new();
+    let mut waiting = waiting;
+    let outcome = loop {
+        let Some(event) = events.next().await else {
+            break Err(Failure::unreachable(
+                "the stream ended before its last chunk",
+            ));
+        };
+        let chunk = match event
+            .map_err(|e| Failure::unreachable(format!("stream broke: {e}")))
+            .and_then(|event| {
+                serde_json::from_str(&event.data)
+                    .map_err(|e| Failure::from(format!("invalid event: {e}")))
+            })
+            .and_then(result_of)
+        {
+            Ok(chunk) => chunk,
+            Err(failure) => break Err(failure),
+        };
+        if let Some(spinner) = waiting.take() {
+            spinner.finish_and_clear();
+        }
+        match format {
+            Format::Jsonl => println!("{chunk}"),
+            Format::Json => chunks.push(chunk.clone()),
+            Format::Text => {
+                print!("{}", chunk["delta"].as_str().unwrap_or_default());
+                let _ = stdout.flush();
+            }
         }
         if let Some(error) = chunk.get("error") {
-            return Err(format!("stream failed: {error}"));
+            break Err(Failure::of_rpc(error));
         }
         if chunk["done"] == json!(true) {
-            if !args.service.json {
-                println!();
-            }
-            break;
+            break Ok(chunk);
         }
+    };
+    if let Some(spinner) = waiting {
+        spinner.finish_and_clear();
+    }
+    match format {
+        Format::Json => println!("{:#}", Value::Array(chunks)),
+        Format::Text => println!(),
+        Format::Jsonl => {}
+    }
+    let last = outcome?;
+    if format == Format::Text {
+        eprintln!("{}", trailer(&last));
     }
     Ok(())
 }
 
-pub async fn models(args: ServiceArgs) -> Result<(), String> {
-    let result = call(
-        &args,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "llm.models"}),
-    )
-    .await?;
-    if args.json {
-        println!("{result:#}");
-        return Ok(());
-    }
-    println!(
-        "{:<40} {:<10} {:<8} {:>10}  aliases",
-        "model", "configured", "allowed", "context"
-    );
-    for model in result["models"].as_array().into_iter().flatten() {
-        println!(
-            "{:<40} {:<10} {:<8} {:>10}  {}",
-            model["id"].as_str().unwrap_or_default(),
-            model["configured"],
-            model["allowed"],
-            model["context_window"],
-            model["aliases"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","))
-                .unwrap_or_default(),
-        );
+pub async fn models(args: ServiceArgs) -> Result<(), Failure> {
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.models"});
+    let result = call(&args, &request).await?;
+    let models = result["models"].as_array().cloned().unwrap_or_default();
+    match args.format() {
+        Format::Json => println!("{result:#}"),
+        Format::Jsonl => models.iter().for_each(|m| println!("{m}")),
+        Format::Text => {
+            let rows: Vec<Vec<String>> = models
+                .iter()
+                .map(|m| {
+                    let aliases: Vec<&str> = m["aliases"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    vec![
+                        text(&m["id"]),
+                        m["configured"].to_string(),
+                        m["allowed"].to_string(),
+                        m["context_window"]
+                            .as_u64()
+                            .map_or("-".to_owned(), |c| c.to_string()),
+                        aliases.join(","),
+                    ]
+                })
+                .collect();
+            let header = ["model", "configured", "allowed", "context", "aliases"];
+            println!("{}", table(&header, &rows));
+        }
     }
     Ok(())
 }
@@ -193,22 +255,76 @@ pub struct TraceArgs {
     trace_id: String,
 }
 
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("-").to_owned()
+}
+
 /// Prints every call of a trace and each of its attempts, oldest first.
-pub async fn trace(args: TraceArgs) -> Result<(), String> {
+pub async fn trace(args: TraceArgs) -> Result<(), Failure> {
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "ops.trace", "params": {"trace_id": args.trace_id}});
-    let calls = call(&args.service, &request).await?;
-    if args.service.json {
-        println!("{calls:#}");
-        return Ok(());
+    let result = call(&args.service, &request).await?;
+    let calls = result.as_array().cloned().unwrap_or_default();
+    match args.service.format() {
+        Format::Json => {
+            println!("{result:#}");
+            return Ok(());
+        }
+        Format::Jsonl => {
+            calls.iter().for_each(|c| println!("{c}"));
+            return Ok(());
+        }
+        Format::Text => {}
     }
-    let calls = calls.as_array().cloned().unwrap_or_default();
     if calls.is_empty() {
         println!("no calls recorded under trace {}", args.trace_id);
         return Ok(());
     }
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    println!(
-        "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>5} {:>8} {:>8} {:>10}",
+    let mut rows = Vec::new();
+    for c in &calls {
+        let tokens = c["usage"]["total_tokens"].as_u64().unwrap_or(0);
+        let cost = c["cost_usd"].as_f64().unwrap_or(0.0);
+        rows.push(vec![
+            text(&c["started_at"]),
+            text(&c["method"]),
+            text(&c["source_agent"]),
+            format!("{}/{}", text(&c["provider"]), text(&c["model"])),
+            text(&c["status"]),
+            c["attempts"].as_array().map_or(0, Vec::len).to_string(),
+            // A service from before tool_calls does not send it.
+            c["tool_calls"]
+                .as_u64()
+                .map_or("-".to_owned(), |n| n.to_string()),
+            c["latency_ms"].to_string(),
+            c["ttft_ms"]
+                .as_u64()
+                .map_or("-".to_owned(), |t| t.to_string()),
+            tokens.to_string(),
+            // Tokens at no cost: the model has no price in the service's table.
+            if cost == 0.0 && tokens > 0 {
+                "-".to_owned()
+            } else {
+                format!("{cost:.6}")
+            },
+            // Last, so that a long message does not push the other columns apart.
+            c["error_message"].as_str().unwrap_or_default().to_owned(),
+        ]);
+        for a in c["attempts"].as_array().into_iter().flatten() {
+            let http = a["http_status"]
+                .as_u64()
+                .map_or(String::new(), |s| format!(" HTTP {s}"));
+            rows.push(vec![
+                format!("  {}", text(&a["started_at"])),
+                "  attempt".to_owned(),
+                String::new(),
+                format!("{}/{}", text(&a["provider"]), text(&a["model"])),
+                format!("{}{http}", text(&a["status"])),
+                String::new(),
+                String::new(),
+                a["latency_ms"].to_string(),
+            ]);
+        }
+    }
+    let header = [
         "started",
         "method",
         "agent",
@@ -218,45 +334,10 @@ pub async fn trace(args: TraceArgs) -> Result<(), String> {
         "tools",
         "ms",
         "ttft ms",
-        "cost $"
-    );
-    for c in &calls {
-        let routed = format!("{}/{}", text(&c["provider"]), text(&c["model"]));
-        println!(
-            "{:<24} {:<12} {:<14} {:<36} {:<22} {:>8} {:>5} {:>8} {:>8} {:>10.6}",
-            text(&c["started_at"]),
-            text(&c["method"]),
-            text(&c["source_agent"]),
-            routed,
-            text(&c["status"]),
-            c["attempts"].as_array().map_or(0, Vec::len),
-            // A service from before tool_calls does not send it.
-            c["tool_calls"]
-                .as_u64()
-                .map_or("-".to_owned(), |n| n.to_string()),
-            c["latency_ms"],
-            c["ttft_ms"]
-                .as_u64()
-                .map_or("-".to_owned(), |t| t.to_string()),
-            c["cost_usd"].as_f64().unwrap_or_default(),
-        );
-        for a in c["attempts"].as_array().into_iter().flatten() {
-            let http = a["http_status"]
-                .as_u64()
-                .map_or(String::new(), |s| format!(" HTTP {s}"));
-            println!(
-                "    {:<20} {}/{} {}{} {} ms",
-                text(&a["started_at"]),
-                text(&a["provider"]),
-                text(&a["model"]),
-                text(&a["status"]),
-                http,
-                a["latency_ms"]
-            );
-        }
-        if let Some(error) = c["error_message"].as_str() {
-            println!("    error: {error}");
-        }
-    }
+        "tokens",
+        "cost $",
+        "error",
+    ];
+    println!("{}", table(&header, &rows));
     Ok(())
 }

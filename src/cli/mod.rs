@@ -2,6 +2,9 @@
 
 mod admin;
 mod client;
+mod doctor;
+mod output;
+mod probe;
 mod serve;
 
 use std::path::PathBuf;
@@ -9,11 +12,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use output::Failure;
+
 #[derive(Parser)]
 #[command(
     name = "llmrpc",
     version,
-    about = "JSON-RPC 2.0 gateway from AI agents to OpenAI, Anthropic and Gemini"
+    about = "JSON-RPC 2.0 gateway from AI agents to OpenAI, Anthropic and Gemini",
+    after_help = output::EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,13 +38,21 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Ask a running service for one answer and print it.
+    #[command(after_help = output::EXIT_CODES)]
     Complete(client::CallArgs),
     /// Ask a running service for an answer and print it as it streams in.
+    #[command(after_help = output::EXIT_CODES)]
     Stream(client::CallArgs),
     /// List the models a running service can route to.
     Models(client::ServiceArgs),
     /// Show every call and attempt recorded under a trace id.
     Trace(client::TraceArgs),
+    /// Ask a provider (or all of them) directly with the keys of the environment: no service.
+    #[command(after_help = output::EXIT_CODES)]
+    Test(probe::TestArgs),
+    /// Check the configuration, each provider with one tiny call, the database and Redis.
+    #[command(after_help = output::EXIT_CODES)]
+    Doctor(doctor::DoctorArgs),
     /// Run a fake of the providers' APIs whose behaviour each request chooses.
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -79,23 +93,25 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: Result<(), Failure> = runtime.block_on(async {
         match cli.command {
-            Command::Serve { addr, config } => serve::run(addr, config).await,
+            Command::Serve { addr, config } => Ok(serve::run(addr, config).await?),
             Command::Complete(args) => client::complete(args).await,
             Command::Stream(args) => client::stream(args).await,
             Command::Models(args) => client::models(args).await,
             Command::Trace(args) => client::trace(args).await,
-            Command::MockUpstream { addr } => mock_upstream(&addr).await,
-            Command::Bench(args) => crate::bench::run(args).await,
-            Command::Admin(args) => admin::run(args).await,
+            Command::Test(args) => probe::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::MockUpstream { addr } => Ok(mock_upstream(&addr).await?),
+            Command::Bench(args) => Ok(crate::bench::run(args).await?),
+            Command::Admin(args) => Ok(admin::run(args).await?),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("llmrpc: {message}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("llmrpc: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }

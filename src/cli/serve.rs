@@ -1,10 +1,9 @@
 //! `llmrpc serve`: configuration, logging, providers and the server, wired together.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::net::SocketAddr;
 
 use crate::access::{self, Access, AuthMode};
 use crate::config::Config;
@@ -26,55 +25,19 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     }
     let telemetry = telemetry::init(&config.log_filter, config.log_format)?;
 
-    let client =
-        providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
-    let implemented = ProviderName::ALL
-        .into_iter()
-        .map(|name| providers::build(name, client.clone(), config.provider(name).clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let catalogs = implemented
-        .iter()
-        .map(|p| (p.name(), p.catalog()))
-        .collect();
-    let registry =
-        ModelRegistry::new(catalogs, &config.aliases).map_err(|e| format!("config: {e}"))?;
     let rates = Arc::new(match &config.redis_url {
         Some(url) => RateLimits::shared(url).map_err(|e| format!("LLMRPC_REDIS_URL: {e}"))?,
         None => RateLimits::local(),
     });
-    let upstreams = implemented
-        .into_iter()
-        .map(|p| {
-            let settings = config.provider(p.name());
-            Upstream::new(p, settings, Arc::clone(&rates))
-        })
-        .collect();
-    let settings = Settings {
-        default_model: config.default_model.clone(),
-        default_timeout: config.default_timeout,
-        first_byte_timeout: config.first_byte_timeout,
-        idle_timeout: config.idle_timeout,
-        max_in_flight: config.max_in_flight,
-        budget_max_tokens: config.budget_max_tokens,
-    };
     let ledger = open_ledger(&config).await?;
     let access = open_access(&config, &rates).await?;
-    let prices = Prices::new(config.prices.clone());
 
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     guard_anonymous(&config, &access, &local)?;
-    let gateway = Arc::new(Gateway::new(
-        registry,
-        upstreams,
-        settings,
-        config.allowed_models.clone(),
-        ledger.clone(),
-        prices,
-        access,
-    ));
+    let gateway = Arc::new(gateway(&config, ledger.clone(), access, rates)?);
     tracing::info!(addr = %local, "listening on {local}");
     for (name, provider) in &config.providers {
         if !provider.is_configured() {
@@ -105,6 +68,52 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     telemetry.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The call pipeline of `config`, without a port: what `serve` runs, and what `llmrpc test` and
+/// `llmrpc doctor` call the providers through (same provider code, retries and deadlines).
+pub(super) fn gateway(
+    config: &Config,
+    ledger: Option<Ledger>,
+    access: Arc<Access>,
+    rates: Arc<RateLimits>,
+) -> Result<Gateway, String> {
+    let client =
+        providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
+    let implemented = ProviderName::ALL
+        .into_iter()
+        .map(|name| providers::build(name, client.clone(), config.provider(name).clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let catalogs = implemented
+        .iter()
+        .map(|p| (p.name(), p.catalog()))
+        .collect();
+    let registry =
+        ModelRegistry::new(catalogs, &config.aliases).map_err(|e| format!("config: {e}"))?;
+    let upstreams = implemented
+        .into_iter()
+        .map(|p| {
+            let settings = config.provider(p.name());
+            Upstream::new(p, settings, Arc::clone(&rates))
+        })
+        .collect();
+    let settings = Settings {
+        default_model: config.default_model.clone(),
+        default_timeout: config.default_timeout,
+        first_byte_timeout: config.first_byte_timeout,
+        idle_timeout: config.idle_timeout,
+        max_in_flight: config.max_in_flight,
+        budget_max_tokens: config.budget_max_tokens,
+    };
+    Ok(Gateway::new(
+        registry,
+        upstreams,
+        settings,
+        config.allowed_models.clone(),
+        ledger,
+        Prices::new(config.prices.clone()),
+        access,
+    ))
 }
 
 /// The call ledger, unless `LLMRPC_DATABASE_URL` is `off`.

@@ -49,7 +49,13 @@ const EXPORTED: &str = "llmrpc=info";
 pub fn init(filter: &str, format: LogFormat) -> Result<Telemetry, String> {
     let log_filter =
         EnvFilter::try_new(filter).map_err(|e| format!("invalid LLMRPC_LOG {filter:?}: {e}"))?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal, and never under NO_COLOR (no-color.org): files,
+    // pipes and CI logs get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => fmt
             .json()
