@@ -347,10 +347,12 @@ async fn measure(args: BenchArgs) -> Result<Report, String> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.duration);
+    let bar = progress(end - start);
     match args.rate {
         Some(rate) => open_loop(&target, &samples, rate, measure_from, end).await,
         None => closed_loop(&target, &samples, measure_from, end).await?,
     }
+    bar.finish_and_clear();
     let mut samples = std::mem::take(&mut *samples.lock().map_err(|_| "samples poisoned")?);
     let requests = samples.latency.len() as u64 + samples.errors;
     Ok(Report {
@@ -365,6 +367,28 @@ async fn measure(args: BenchArgs) -> Result<Report, String> {
         latency_ms: Percentiles::of(&mut samples.latency),
         first_chunk_ms: Percentiles::of(&mut samples.first_chunk),
     })
+}
+
+/// A bar of the run's seconds (warm-up included) on standard error, drawn only when it is a
+/// terminal: a person sees how long is left, a script's output stays clean.
+fn progress(total: Duration) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total.as_secs()),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template("bench [{bar:30}] {pos}/{len} s") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let ticking = bar.clone();
+    tokio::spawn(async move {
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.tick().await;
+        while !ticking.is_finished() {
+            second.tick().await;
+            ticking.inc(1);
+        }
+    });
+    bar
 }
 
 async fn closed_loop(
