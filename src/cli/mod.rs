@@ -6,6 +6,7 @@ mod doctor;
 mod output;
 mod probe;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,8 @@ enum Command {
     /// Check the configuration, each provider with one tiny call, the database and Redis.
     #[command(after_help = output::EXIT_CODES)]
     Doctor(doctor::DoctorArgs),
+    /// Run the end-to-end suite against a deployed service: exit 0 when every case passes.
+    Verify(verify::VerifyArgs),
     /// Run a fake of the providers' APIs whose behaviour each request chooses.
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
             Command::Trace(args) => client::trace(args).await,
             Command::Test(args) => probe::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
             Command::MockUpstream { addr } => Ok(mock_upstream(&addr).await?),
             Command::Bench(args) => Ok(crate::bench::run(args).await?),
             Command::Admin(args) => Ok(admin::run(args).await?),
