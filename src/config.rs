@@ -61,6 +61,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub max_request_body_bytes: u32,
     pub max_connections: u32,
+    /// Requests in one JSON-RPC batch at most: a batch bounds the calls (and upstream
+    /// requests) one message can start, and the size of its answer.
+    pub max_batch: usize,
     /// Where the call ledger lives: `sqlite://…` or `postgres://…`.
     pub database_url: String,
     /// How long ledger rows are kept.
@@ -107,6 +110,7 @@ struct FileConfig {
     budget_max_tokens: Option<u32>,
     public_url: Option<String>,
     max_connections: Option<u32>,
+    max_batch: Option<usize>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
     #[serde(default)]
@@ -373,6 +377,9 @@ impl Config {
                 .max_request_body_bytes
                 .unwrap_or(10 * 1024 * 1024),
             max_connections: file_config.max_connections.unwrap_or(10_000),
+            max_batch: read
+                .number("LLMRPC_MAX_BATCH", file_config.max_batch, 64)?
+                .max(1),
             log_filter: env("LLMRPC_LOG")
                 .or(file_config.log.level)
                 .unwrap_or_else(|| "info".to_owned()),

@@ -104,9 +104,8 @@ impl Agent {
             Ok(caller) => caller,
             Err(err) => {
                 let ctx = CallContext::new(None, traceparent.as_ref());
-                let status = crate::rpc::errors::http_status(&err);
                 let mut response = answer(&id, Err(A2aError::refused(&err, &ctx.trace_id)));
-                *response.status_mut() = status;
+                *response.status_mut() = refusal_status(&err);
                 return response;
             }
         };
@@ -177,16 +176,16 @@ impl Agent {
         let gateway = Arc::clone(&self.gateway);
         let name = method.ledger_name();
         if method == Method::Send {
-            let task = self.tasks.start(gateway, name, call, ctx, span, None);
+            let (task, submitted) = self.tasks.start(gateway, name, call, ctx, span, None);
             let view = match send.return_immediately {
-                true => task.view(),
+                true => submitted,
                 false => task.ended().await,
             };
             return answer(&id, Ok(wire::task_result(&view, dialect)));
         }
         let (tx, rx) = mpsc::channel(BUFFER);
-        let task = self.tasks.start(gateway, name, call, ctx, span, Some(tx));
-        stream(id, dialect, task, rx)
+        let (task, submitted) = self.tasks.start(gateway, name, call, ctx, span, Some(tx));
+        stream(id, dialect, task, submitted, rx)
     }
 
     /// The params of the `llm.stream` call a message makes.
@@ -321,7 +320,7 @@ fn read(headers: &HeaderMap, body: &[u8]) -> Result<Request, (Value, A2aError)> 
     let version = headers.get("a2a-version").and_then(|v| v.to_str().ok());
     if let Some(version) = version.map(str::trim).filter(|v| !v.is_empty()) {
         let major_minor: Vec<&str> = version.split('.').take(2).collect();
-        if !matches!(major_minor.as_slice(), ["1", "0"] | ["0", "3"]) {
+        if !matches!(major_minor.as_slice(), ["1"] | ["1", "0"] | ["0", "3"]) {
             return Err((id, A2aError::version_not_supported(version)));
         }
     }
@@ -375,8 +374,17 @@ fn answer(id: &Value, result: Result<Value, A2aError>) -> HttpResponse {
 pub fn refused(err: &Error, traceparent: Option<&TraceParent>) -> HttpResponse {
     let ctx = CallContext::new(None, traceparent);
     let mut response = answer(&Value::Null, Err(A2aError::refused(err, &ctx.trace_id)));
-    *response.status_mut() = crate::rpc::errors::http_status(err);
+    *response.status_mut() = refusal_status(err);
     response
+}
+
+/// 403 for a known caller that may not do what it asked, 401 for a missing, unknown or revoked
+/// key.
+fn refusal_status(err: &Error) -> StatusCode {
+    match err.denial().is_some_and(|d| d.is_forbidden()) {
+        true => StatusCode::FORBIDDEN,
+        false => StatusCode::UNAUTHORIZED,
+    }
 }
 
 /// `SendStreamingMessage`'s event stream: the task, its answer as append-style artifact
@@ -385,6 +393,7 @@ fn stream(
     id: Value,
     dialect: Dialect,
     task: Arc<tasks::Task>,
+    submitted: TaskView,
     mut pieces: mpsc::Receiver<String>,
 ) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
@@ -417,7 +426,7 @@ fn stream(
             };
             let Some(piece) = piece else { break };
             keepalive.reset();
-            let update = wire::artifact_update(&task.view(), &piece, first, dialect);
+            let update = wire::artifact_update(&submitted, &piece, first, dialect);
             first = false;
             if tx.send(event(update)).await.is_err() {
                 return;

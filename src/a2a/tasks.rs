@@ -101,8 +101,9 @@ impl Tasks {
         self.lock().tasks.get(id).cloned()
     }
 
-    /// Starts the task's call. Its pieces go to `pieces` when a stream asked for them, which
-    /// closes when the task has ended; the task runs to its end whether or not anyone reads.
+    /// Starts the task's call, and returns it with its view before it ran (what a stream shows
+    /// first). Its pieces go to `pieces` when a stream asked for them, which closes when the
+    /// task has ended; the task runs to its end whether or not anyone reads.
     pub fn start(
         self: &Arc<Self>,
         gateway: Arc<Gateway>,
@@ -111,7 +112,7 @@ impl Tasks {
         ctx: CallContext,
         span: tracing::Span,
         pieces: Option<mpsc::Sender<String>>,
-    ) -> Arc<Task> {
+    ) -> (Arc<Task>, TaskView) {
         let id = ctx.task_id.clone().unwrap_or_default();
         let mut metadata = Map::new();
         metadata.insert("trace_id".into(), Value::String(ctx.trace_id.clone()));
@@ -132,13 +133,14 @@ impl Tasks {
             cancel: watch::Sender::new(false),
         });
         self.lock().tasks.insert(id, Arc::clone(&task));
+        let submitted = task.view();
         let (tasks, running) = (Arc::clone(self), Arc::clone(&task));
         let work = async move {
             run(&gateway, method, call, &ctx, &running, pieces).await;
             tasks.finished(&running.id);
         };
         tokio::spawn(work.instrument(span));
-        task
+        (task, submitted)
     }
 
     fn finished(&self, id: &str) {

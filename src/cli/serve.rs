@@ -53,6 +53,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     let limits = Limits {
         max_request_body_bytes: config.max_request_body_bytes,
         max_connections: config.max_connections,
+        max_batch: config.max_batch,
         drain_timeout: config.drain_timeout,
     };
     let public_url = config.public_url.clone();

@@ -42,6 +42,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Limits {
     pub max_request_body_bytes: u32,
     pub max_connections: u32,
+    /// Requests in one batch at most, over HTTP and WebSocket alike.
+    pub max_batch: usize,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
 }
@@ -70,6 +72,7 @@ pub async fn serve(
         agent: Agent::new(Arc::clone(&gateway), public_url),
         gateway,
         max_body: limits.max_request_body_bytes as usize,
+        max_batch: limits.max_batch,
     });
 
     tokio::pin!(shutdown);
@@ -117,6 +120,7 @@ struct App {
     gateway: Arc<Gateway>,
     agent: Agent,
     max_body: usize,
+    max_batch: usize,
 }
 
 impl App {
@@ -190,7 +194,11 @@ impl App {
                 crate::openai::model(&self.gateway, &id, traceparent(req.headers()))
             }
             (_, "/") if is_upgrade_request(&req) => {
-                ws::upgrade(req, rpc, stop, self.max_body, caller)
+                let limits = ws::MessageLimits {
+                    max_bytes: self.max_body,
+                    max_batch: self.max_batch,
+                };
+                ws::upgrade(req, rpc, stop, limits, caller)
             }
             (&Method::POST, "/") => self.json_rpc(req, rpc, caller).await?,
             (_, "/") => plain_response(
@@ -246,6 +254,9 @@ impl App {
             let answer = too_large(self.max_body);
             return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
         };
+        if let Some(answer) = batch_too_long(&body, self.max_batch) {
+            return Ok(json_response(StatusCode::OK, &answer));
+        }
         let body = envelope::hoist_a2a_context(&body)
             .map(Bytes::from)
             .unwrap_or(body);
@@ -338,6 +349,25 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
         .get_all(header::ACCEPT)
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")))
+}
+
+/// The answer to a batch of more than `max` requests, over HTTP and WebSocket alike: one error
+/// for the whole batch, none of its calls made. A batch is counted without parsing its
+/// requests; anything that is not a JSON array is left for JSON-RPC to answer.
+fn batch_too_long(body: &[u8], max: usize) -> Option<serde_json::Value> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[start] != b'[' {
+        return None;
+    }
+    let requests: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+    (requests.len() > max).then(|| {
+        let message = format!(
+            "a batch of {} requests is over the limit of {max} (LLMRPC_MAX_BATCH): send it in \
+             smaller batches",
+            requests.len()
+        );
+        errors::invalid_request(&Value::Null, &message)
+    })
 }
 
 /// The answer to a request larger than the limit, over HTTP and WebSocket alike.

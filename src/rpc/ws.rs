@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 
 use super::envelope::hoist_a2a_context;
-use super::{RpcService, into_rpc_request, plain_response, too_large};
+use super::{RpcService, batch_too_long, into_rpc_request, plain_response, too_large};
 use crate::access::Caller;
 
 /// Headers of the caller's upgrade request that its calls need (trace context).
@@ -33,11 +33,18 @@ fn config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
+/// What one message on a socket may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLimits {
+    pub max_bytes: usize,
+    pub max_batch: usize,
+}
+
 pub fn upgrade(
     mut req: http::Request<Incoming>,
     rpc: RpcService,
     stop: StopHandle,
-    max_message: usize,
+    limits: MessageLimits,
     caller: Option<Arc<Caller>>,
 ) -> HttpResponse {
     let headers = req.headers();
@@ -84,7 +91,7 @@ pub fn upgrade(
         ));
         match tokio_tungstenite::client_async_with_config(inner_request, ours, Some(config())).await
         {
-            Ok((inner, _)) => relay(outer, inner, max_message).await,
+            Ok((inner, _)) => relay(outer, inner, limits).await,
             Err(e) => tracing::warn!("internal WebSocket handshake failed: {e}"),
         }
     });
@@ -100,9 +107,9 @@ pub fn upgrade(
 }
 
 /// Relays until either side closes, then closes the other: a caller that goes away ends its
-/// subscriptions, which drops their upstream requests. A message over `max_message` bytes is
-/// answered here with the same error as an oversized HTTP body.
-async fn relay<A, B>(outer: WebSocketStream<A>, inner: WebSocketStream<B>, max_message: usize)
+/// subscriptions, which drops their upstream requests. A message over the size limit, or a batch
+/// over the batch limit, is answered here with the same error as over HTTP.
+async fn relay<A, B>(outer: WebSocketStream<A>, inner: WebSocketStream<B>, limits: MessageLimits)
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -113,14 +120,24 @@ where
     let batched = Mutex::new(BatchedStreams::default());
     let inbound = async {
         while let Some(Ok(message)) = outer_rx.next().await {
-            let message = match message {
-                Message::Text(text) if text.len() > max_message => {
-                    let error = too_large(max_message).to_string();
-                    if reply_tx.send(Message::text(error)).await.is_err() {
-                        break;
-                    }
-                    continue;
+            let refusal = match &message {
+                Message::Text(text) if text.len() > limits.max_bytes => {
+                    Some(too_large(limits.max_bytes))
                 }
+                Message::Text(text) => batch_too_long(text.as_bytes(), limits.max_batch),
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                if reply_tx
+                    .send(Message::text(refusal.to_string()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            let message = match message {
                 Message::Text(text) => {
                     if let Ok(mut batched) = batched.lock() {
                         batched.sent(&text);
