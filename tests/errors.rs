@@ -76,6 +76,42 @@ async fn envelope_errors_use_the_standard_codes() {
     assert!(received(&upstream).await.is_empty());
 }
 
+/// A batch over the limit is refused whole before any of its calls runs, over HTTP and over a
+/// WebSocket; at the limit, every call is answered.
+#[tokio::test]
+async fn a_batch_over_the_limit_is_refused_whole_and_nothing_is_sent() {
+    use futures::{SinkExt, StreamExt};
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "hi", &[]).await;
+    let service = Service::start(&upstream, &[("LLMRPC_MAX_BATCH", "3")]);
+    let batch = |n: usize| {
+        let calls: Vec<Value> = (0..n)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "llm.complete", "params": params("gpt-4.1-mini")}))
+            .collect();
+        Value::Array(calls).to_string()
+    };
+    let refusal = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": "a batch of 4 requests is over the limit of 3 (LLMRPC_MAX_BATCH): send it in smaller batches"}});
+    let (status, answer) = service.post_raw(batch(4), &[]).await;
+    assert_eq!((status, &answer), (200, &refusal));
+    assert!(received(&upstream).await.is_empty());
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(batch(4)))
+        .await
+        .unwrap();
+    let reply = socket.next().await.unwrap().unwrap().into_text().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&reply).unwrap(), refusal);
+    assert!(received(&upstream).await.is_empty());
+
+    let (_, answer) = service.post_raw(batch(3), &[]).await;
+    assert_eq!(answer.as_array().map(Vec::len), Some(3), "{answer}");
+    assert_eq!(received(&upstream).await.len(), 3);
+}
+
 #[tokio::test]
 async fn a_huge_body_gets_a_clear_error_and_the_service_keeps_serving() {
     let upstream = MockServer::start().await;
