@@ -64,6 +64,8 @@ pub struct Config {
     /// Requests in one JSON-RPC batch at most: a batch bounds the calls (and upstream
     /// requests) one message can start, and the size of its answer.
     pub max_batch: usize,
+    /// Streams (subscriptions) open at once on one WebSocket.
+    pub max_streams_per_socket: u32,
     /// Where the call ledger lives: `sqlite://…` or `postgres://…`.
     pub database_url: String,
     /// How long ledger rows are kept.
@@ -111,6 +113,7 @@ struct FileConfig {
     public_url: Option<String>,
     max_connections: Option<u32>,
     max_batch: Option<usize>,
+    max_streams_per_socket: Option<u32>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
     #[serde(default)]
@@ -379,6 +382,13 @@ impl Config {
             max_connections: file_config.max_connections.unwrap_or(10_000),
             max_batch: read
                 .number("LLMRPC_MAX_BATCH", file_config.max_batch, 64)?
+                .max(1),
+            max_streams_per_socket: read
+                .number(
+                    "LLMRPC_MAX_STREAMS_PER_SOCKET",
+                    file_config.max_streams_per_socket,
+                    1024,
+                )?
                 .max(1),
             log_filter: env("LLMRPC_LOG")
                 .or(file_config.log.level)

@@ -4,6 +4,7 @@
 pub mod admin;
 mod envelope;
 pub mod errors;
+mod guard;
 pub mod methods;
 mod ops;
 mod sse;
@@ -34,7 +35,12 @@ use crate::context::TraceParent;
 use crate::error::Error;
 use crate::gateway::Gateway;
 
-type RpcService = TowerService<Identity, Identity>;
+type RpcMiddleware = tower::layer::util::Stack<
+    tower::layer::LayerFn<fn(RpcCore) -> guard::Guard<RpcCore>>,
+    Identity,
+>;
+type RpcCore = jsonrpsee::server::middleware::rpc::RpcService;
+type RpcService = TowerService<RpcMiddleware, Identity>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Limits of the transport layer.
@@ -44,6 +50,8 @@ pub struct Limits {
     pub max_connections: u32,
     /// Requests in one batch at most, over HTTP and WebSocket alike.
     pub max_batch: usize,
+    /// Streams open at once on one WebSocket; beyond it, `-32008 overloaded`.
+    pub max_streams_per_socket: u32,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
 }
@@ -61,10 +69,15 @@ pub async fn serve(
         .max_request_body_size(limits.max_request_body_bytes)
         .max_response_body_size(u32::MAX)
         .max_connections(limits.max_connections)
+        .max_subscriptions_per_connection(limits.max_streams_per_socket)
         .set_batch_request_config(BatchRequestConfig::Unlimited)
         .build();
+    let guard: fn(RpcCore) -> guard::Guard<RpcCore> = guard::Guard;
     let builder = jsonrpsee::server::Server::builder()
         .set_config(config)
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(guard),
+        )
         .to_service_builder();
     let methods: Methods = methods::module(Arc::clone(&gateway))?.into();
     let (stop_handle, server_handle) = stop_channel();
@@ -254,7 +267,11 @@ impl App {
             let answer = too_large(self.max_body);
             return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
         };
-        if let Some(answer) = batch_too_long(&body, self.max_batch) {
+        let refused = batch_too_long(&body, self.max_batch).or_else(|| {
+            let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+            batch.then(|| stream_in_http_batch(&body)).flatten()
+        });
+        if let Some(answer) = refused {
             return Ok(json_response(StatusCode::OK, &answer));
         }
         let body = envelope::hoist_a2a_context(&body)
@@ -360,14 +377,35 @@ fn batch_too_long(body: &[u8], max: usize) -> Option<serde_json::Value> {
         return None;
     }
     let requests: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
-    (requests.len() > max).then(|| {
+    if requests.len() > max {
         let message = format!(
             "a batch of {} requests is over the limit of {max} (LLMRPC_MAX_BATCH): send it in \
              smaller batches",
             requests.len()
         );
-        errors::invalid_request(&Value::Null, &message)
-    })
+        return Some(errors::invalid_request(&Value::Null, &message));
+    }
+    None
+}
+
+/// The answer to an HTTP batch holding an `llm.stream` call, which only a single request (as
+/// Server-Sent Events) or a WebSocket can answer: one error for the whole batch.
+fn stream_in_http_batch(body: &[u8]) -> Option<serde_json::Value> {
+    memchr::memmem::find(body, b"llm.stream")?;
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<&'a str>,
+    }
+    let requests: Vec<Method<'_>> = serde_json::from_slice(body).ok()?;
+    requests
+        .iter()
+        .any(|r| r.method == Some("llm.stream"))
+        .then(|| {
+            let message = "llm.stream cannot be part of an HTTP batch: send it alone with Accept: \
+                       text/event-stream, or over a WebSocket, where batches may hold it";
+            errors::invalid_request(&Value::Null, message)
+        })
 }
 
 /// The answer to a request larger than the limit, over HTTP and WebSocket alike.

@@ -124,7 +124,11 @@ where
                 Message::Text(text) if text.len() > limits.max_bytes => {
                     Some(too_large(limits.max_bytes))
                 }
+                Message::Binary(bytes) if bytes.len() > limits.max_bytes => {
+                    Some(too_large(limits.max_bytes))
+                }
                 Message::Text(text) => batch_too_long(text.as_bytes(), limits.max_batch),
+                Message::Binary(bytes) => batch_too_long(bytes, limits.max_batch),
                 _ => None,
             };
             if let Some(refusal) = refusal {
