@@ -369,11 +369,11 @@ fn answer(id: &Value, result: Result<Value, A2aError>) -> HttpResponse {
     response
 }
 
-/// The answer to a request without a valid key: 401 (403 when known but not allowed), with the
-/// A2A error as body.
-pub fn refused(err: &Error, traceparent: Option<&TraceParent>) -> HttpResponse {
+/// The answer to request `id` without a valid key: 401 (403 when known but not allowed), with
+/// the A2A error as body.
+pub fn refused(err: &Error, traceparent: Option<&TraceParent>, id: &Value) -> HttpResponse {
     let ctx = CallContext::new(None, traceparent);
-    let mut response = answer(&Value::Null, Err(A2aError::refused(err, &ctx.trace_id)));
+    let mut response = answer(id, Err(A2aError::refused(err, &ctx.trace_id)));
     *response.status_mut() = crate::rpc::errors::http_status(err);
     response
 }
