@@ -395,7 +395,7 @@ fn stream(
             ))
         };
         if tx
-            .send(event(wire::task_result(&task.view(), dialect)))
+            .send(event(wire::task_result(&task.begun, dialect)))
             .await
             .is_err()
         {

@@ -25,6 +25,9 @@ const KEPT: usize = 10_000;
 pub struct Task {
     pub id: String,
     pub team_id: Option<String>,
+    /// The task as it began (working, no answer yet): what a stream shows first, however far
+    /// the task got before the stream's first event left.
+    pub begun: TaskView,
     view: Mutex<TaskView>,
     state: watch::Sender<State>,
     cancel: watch::Sender<bool>,
@@ -127,6 +130,7 @@ impl Tasks {
         let task = Arc::new(Task {
             id: id.clone(),
             team_id: ctx.caller.as_ref().map(|c| c.team.id.clone()),
+            begun: view.clone(),
             view: Mutex::new(view),
             state: watch::Sender::new(State::Working),
             cancel: watch::Sender::new(false),
