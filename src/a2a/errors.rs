@@ -147,6 +147,14 @@ impl A2aError {
         error
     }
 
+    /// The error naming the trace `trace_id`, unless it names one already.
+    pub fn traced(mut self, trace_id: &str) -> Self {
+        self.metadata
+            .entry("trace_id")
+            .or_insert_with(|| json!(trace_id));
+        self
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "code": self.code,

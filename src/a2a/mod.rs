@@ -90,9 +90,11 @@ impl Agent {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .and_then(TraceParent::parse);
+        // Every error answer names a trace (the caller's, else a new one), as the call's do.
+        let trace_id = CallContext::new(None, traceparent.as_ref()).trace_id;
         let request = match read(headers, body) {
             Ok(request) => request,
-            Err((id, err)) => return answer(&id, Err(err)),
+            Err((id, err)) => return answer(&id, Err(err.traced(&trace_id))),
         };
         let Request {
             id,
@@ -110,17 +112,16 @@ impl Agent {
             }
         };
         let result = match method {
-            Method::Send | Method::Stream => {
-                let send = wire::send_params(params).map_err(A2aError::invalid_params);
-                match send {
-                    Ok(send) => {
-                        return self
-                            .send(id, method, dialect, send, caller, traceparent)
-                            .await;
+            Method::Send | Method::Stream => match wire::send_params(params) {
+                Ok(send) => {
+                    let sent = self.send(id.clone(), method, dialect, send, caller, traceparent);
+                    match sent.await {
+                        Ok(response) => return response,
+                        Err(err) => Err(err),
                     }
-                    Err(err) => Err(err),
                 }
-            }
+                Err(err) => Err(A2aError::invalid_params(err)),
+            },
             Method::Get => match task_params(params) {
                 Ok(p) => self.get(&p.id, caller.as_deref()).await,
                 Err(err) => Err(err),
@@ -135,11 +136,12 @@ impl Agent {
                 "this agent runs each message as one task: listing and resubscribing are not offered",
             )),
         };
+        let result = result.map_err(|err| err.traced(&trace_id));
         answer(&id, result.map(|view| wire::task(&view, dialect)))
     }
 
     /// `SendMessage` / `SendStreamingMessage`: the message becomes a task whose call runs as
-    /// `llm.stream` does.
+    /// `llm.stream` does; an error when it is refused before.
     async fn send(
         &self,
         id: Value,
@@ -148,19 +150,16 @@ impl Agent {
         send: SendParams,
         caller: Option<Arc<Caller>>,
         traceparent: Option<TraceParent>,
-    ) -> HttpResponse {
+    ) -> Result<HttpResponse, A2aError> {
         if let Some(task_id) = &send.task_id {
             let message = format!(
                 "task {task_id:?} cannot take another message: every task here ends with its \
                  answer; send a new message in the same contextId"
             );
-            return answer(&id, Err(A2aError::unsupported(&message)));
+            return Err(A2aError::unsupported(&message));
         }
         let context_id = send.context_id.clone().unwrap_or_else(new_id);
-        let call_params = match self.call_params(&send) {
-            Ok(params) => params,
-            Err(err) => return answer(&id, Err(err)),
-        };
+        let call_params = self.call_params(&send)?;
         let (mut ctx, call) = params::parse_value(Some(call_params), traceparent.as_ref());
         ctx.a2a.conversation_id = Some(context_id);
         ctx.task_id = Some(new_id());
@@ -170,22 +169,22 @@ impl Agent {
             Ok(call) => call,
             Err(err) => {
                 span.in_scope(|| params::log_invalid(&err));
-                return answer(&id, Err(A2aError::from_error(&err, &ctx.trace_id)));
+                return Err(A2aError::from_error(&err, &ctx.trace_id));
             }
         };
         let gateway = Arc::clone(&self.gateway);
         let name = method.ledger_name();
         if method == Method::Send {
-            let (task, submitted) = self.tasks.start(gateway, name, call, ctx, span, None);
+            let task = self.tasks.start(gateway, name, call, ctx, span, None);
             let view = match send.return_immediately {
-                true => submitted,
+                true => task.begun.clone(),
                 false => task.ended().await,
             };
-            return answer(&id, Ok(wire::task_result(&view, dialect)));
+            return Ok(answer(&id, Ok(wire::task_result(&view, dialect))));
         }
         let (tx, rx) = mpsc::channel(BUFFER);
-        let (task, submitted) = self.tasks.start(gateway, name, call, ctx, span, Some(tx));
-        stream(id, dialect, task, submitted, rx)
+        let task = self.tasks.start(gateway, name, call, ctx, span, Some(tx));
+        Ok(stream(id, dialect, task, rx))
     }
 
     /// The params of the `llm.stream` call a message makes.
@@ -369,11 +368,11 @@ fn answer(id: &Value, result: Result<Value, A2aError>) -> HttpResponse {
     response
 }
 
-/// The answer to a request without a valid key: 401 (403 when known but not allowed), with the
-/// A2A error as body.
-pub fn refused(err: &Error, traceparent: Option<&TraceParent>) -> HttpResponse {
+/// The answer to request `id` without a valid key: 401 (403 when known but not allowed), with
+/// the A2A error as body.
+pub fn refused(err: &Error, traceparent: Option<&TraceParent>, id: &Value) -> HttpResponse {
     let ctx = CallContext::new(None, traceparent);
-    let mut response = answer(&Value::Null, Err(A2aError::refused(err, &ctx.trace_id)));
+    let mut response = answer(id, Err(A2aError::refused(err, &ctx.trace_id)));
     *response.status_mut() = refusal_status(err);
     response
 }
@@ -393,7 +392,6 @@ fn stream(
     id: Value,
     dialect: Dialect,
     task: Arc<tasks::Task>,
-    submitted: TaskView,
     mut pieces: mpsc::Receiver<String>,
 ) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
@@ -405,7 +403,7 @@ fn stream(
             ))
         };
         if tx
-            .send(event(wire::task_result(&task.view(), dialect)))
+            .send(event(wire::task_result(&task.begun, dialect)))
             .await
             .is_err()
         {
@@ -426,7 +424,7 @@ fn stream(
             };
             let Some(piece) = piece else { break };
             keepalive.reset();
-            let update = wire::artifact_update(&submitted, &piece, first, dialect);
+            let update = wire::artifact_update(&task.begun, &piece, first, dialect);
             first = false;
             if tx.send(event(update)).await.is_err() {
                 return;

@@ -25,6 +25,9 @@ const KEPT: usize = 10_000;
 pub struct Task {
     pub id: String,
     pub team_id: Option<String>,
+    /// The task as it began (working, no answer yet): what a stream shows first, however far
+    /// the task got before the stream's first event left.
+    pub begun: TaskView,
     view: Mutex<TaskView>,
     state: watch::Sender<State>,
     cancel: watch::Sender<bool>,
@@ -101,9 +104,8 @@ impl Tasks {
         self.lock().tasks.get(id).cloned()
     }
 
-    /// Starts the task's call, and returns it with its view before it ran (what a stream shows
-    /// first). Its pieces go to `pieces` when a stream asked for them, which closes when the
-    /// task has ended; the task runs to its end whether or not anyone reads.
+    /// Starts the task's call. Its pieces go to `pieces` when a stream asked for them, which
+    /// closes when the task has ended; the task runs to its end whether or not anyone reads.
     pub fn start(
         self: &Arc<Self>,
         gateway: Arc<Gateway>,
@@ -112,7 +114,7 @@ impl Tasks {
         ctx: CallContext,
         span: tracing::Span,
         pieces: Option<mpsc::Sender<String>>,
-    ) -> (Arc<Task>, TaskView) {
+    ) -> Arc<Task> {
         let id = ctx.task_id.clone().unwrap_or_default();
         let mut metadata = Map::new();
         metadata.insert("trace_id".into(), Value::String(ctx.trace_id.clone()));
@@ -128,19 +130,19 @@ impl Tasks {
         let task = Arc::new(Task {
             id: id.clone(),
             team_id: ctx.caller.as_ref().map(|c| c.team.id.clone()),
+            begun: view.clone(),
             view: Mutex::new(view),
             state: watch::Sender::new(State::Working),
             cancel: watch::Sender::new(false),
         });
         self.lock().tasks.insert(id, Arc::clone(&task));
-        let submitted = task.view();
         let (tasks, running) = (Arc::clone(self), Arc::clone(&task));
         let work = async move {
             run(&gateway, method, call, &ctx, &running, pieces).await;
             tasks.finished(&running.id);
         };
         tokio::spawn(work.instrument(span));
-        (task, submitted)
+        task
     }
 
     fn finished(&self, id: &str) {

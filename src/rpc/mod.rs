@@ -224,7 +224,8 @@ impl App {
     }
 
     /// Answers a request without a valid key, in its surface's shape: 401 with a JSON-RPC
-    /// error (with the request's id and trace id) on `/`, OpenAI's error on `/v1/…`.
+    /// error (with the request's id and trace id) on `/`, A2A's on `/a2a`, OpenAI's error on
+    /// `/v1/…`.
     async fn refuse(
         &self,
         req: http::Request<Incoming>,
@@ -234,9 +235,7 @@ impl App {
         if req.uri().path().starts_with("/v1/") {
             return Ok(crate::openai::unauthorized(err, tp));
         }
-        if req.uri().path() == crate::a2a::PATH {
-            return Ok(crate::a2a::refused(err, tp.as_ref()));
-        }
+        let a2a_surface = req.uri().path() == crate::a2a::PATH;
         let body = match req.method() {
             &Method::POST => read_body(req.into_body(), self.max_body).await?,
             _ => None,
@@ -244,6 +243,10 @@ impl App {
         let request: Value = body
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        if a2a_surface {
+            let id = request.get("id").unwrap_or(&Value::Null);
+            return Ok(crate::a2a::refused(err, tp.as_ref(), id));
+        }
         let a2a = request
             .get("a2a_context")
             .or_else(|| request.get("params").and_then(|p| p.get("a2a_context")));
