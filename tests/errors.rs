@@ -354,3 +354,29 @@ fn a_mistyped_base_url_stops_the_service_at_start() {
         );
     }
 }
+
+/// What jsonrpsee would answer with a bare `-32603` gets a `-32600` that says where a stream
+/// can go: `llm.stream` in an HTTP batch (the whole batch, none of it run), and `llm.stream`
+/// with a null id over HTTP.
+#[tokio::test]
+async fn streams_where_http_cannot_carry_them_are_invalid_requests() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "hi", &["hi"]).await;
+    let service = Service::start(&upstream, &[]);
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": params("gpt-4.1-mini")},
+        {"jsonrpc": "2.0", "id": 2, "method": "llm.stream", "params": params("gpt-4.1-mini")},
+    ]);
+    let (_, answer) = service.post(&batch).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be part of an HTTP batch")
+    );
+    assert!(received(&upstream).await.is_empty());
+    let null_id = json!({"jsonrpc": "2.0", "id": null, "method": "llm.stream", "params": params("gpt-4.1-mini")});
+    let (_, answer) = service.post(&null_id).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+}

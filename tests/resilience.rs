@@ -681,3 +681,40 @@ async fn sigterm_lets_calls_and_streams_in_flight_finish_then_exits_zero() {
         .expect("the service did not exit");
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// One socket may hold `LLMRPC_MAX_STREAMS_PER_SOCKET` streams at once; the next is refused with
+/// our `-32008 overloaded` (jsonrpsee's own answer would be `-32006`, our
+/// `context_length_exceeded`), and the socket keeps serving.
+#[tokio::test]
+async fn streams_over_the_socket_limit_are_refused_as_overloaded() {
+    let upstream = RawUpstream::start(Behaviour::SendThenHang(sse_prefix(&first_delta()))).await;
+    let service = raw_openai(&upstream, &[("LLMRPC_MAX_STREAMS_PER_SOCKET", "1")]);
+    let (mut socket, _) = tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .unwrap();
+    let subscribe = |id: u32| {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "llm.stream", "params": params("gpt-4.1-mini")});
+        Message::text(request.to_string())
+    };
+    socket.send(subscribe(1)).await.unwrap();
+    // The first stream is open once its first chunk arrives.
+    loop {
+        let message: Value =
+            serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap())
+                .unwrap();
+        if message["method"] == "llm.stream.chunk" {
+            break;
+        }
+    }
+    socket.send(subscribe(2)).await.unwrap();
+    let refused = loop {
+        let message: Value =
+            serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap())
+                .unwrap();
+        if message["id"] == 2 {
+            break message;
+        }
+    };
+    assert_eq!(refused["error"]["code"], -32008, "{refused}");
+    assert_eq!(refused["error"]["data"]["kind"], "overloaded", "{refused}");
+}

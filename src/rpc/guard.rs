@@ -2,15 +2,22 @@
 //! contract: `-32006` (too many subscriptions on one socket) is our `context_length_exceeded`,
 //! `-32009` (server busy) our `unauthorized`. Every method's answer passes through here, and such
 //! an answer gets our code and `data` instead. Ours always carry `data.kind`; jsonrpsee's never do.
+//! And a subscription over plain HTTP, which jsonrpsee answers with a bare `-32603`, gets a
+//! `-32600` that says where a stream can go.
 
 use std::future::Future;
 
 use jsonrpsee::MethodResponse;
 use jsonrpsee::server::middleware::rpc::{Batch, Notification, Request, RpcServiceT};
-use jsonrpsee::types::Id;
+use jsonrpsee::types::{ErrorObject, Id};
 
 use super::errors::to_rpc_error;
 use crate::error::{Error, ErrorKind};
+
+const INTERNAL: i32 = -32603;
+const INVALID_REQUEST: i32 = -32600;
+const STREAM_OVER_HTTP: &str = "llm.stream and llm.stream.cancel need a WebSocket, or (llm.stream \
+alone, with a string or number id) Accept: text/event-stream over HTTP";
 
 /// jsonrpsee's codes that collide with the contract's.
 const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
@@ -35,8 +42,14 @@ where
         let service = self.0.clone();
         async move {
             let id = req.id().into_owned();
+            // A subscription over plain HTTP, which jsonrpsee answers with a bare -32603.
+            let stream = matches!(req.method_name(), "llm.stream" | "llm.stream.cancel");
             let response = service.call(req).await;
             match response.as_error_code() {
+                Some(INTERNAL) if stream => MethodResponse::error(
+                    id,
+                    ErrorObject::owned(INVALID_REQUEST, STREAM_OVER_HTTP, None::<()>),
+                ),
                 Some(code) if !response.as_json().get().contains("\"kind\"") => {
                     ours(code, id).unwrap_or(response)
                 }
