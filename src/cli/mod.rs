@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
     };
     let result: Result<(), Failure> = runtime.block_on(async {
         match cli.command {
-            Command::Serve { addr, config } => Ok(serve::run(addr, config).await?),
+            Command::Serve { addr, config } => serve::run(addr, config).await,
             Command::Complete(args) => client::complete(args).await,
             Command::Stream(args) => client::stream(args).await,
             Command::Models(args) => client::models(args).await,

@@ -54,6 +54,12 @@ impl Failure {
         }
     }
 
+    /// A configuration that cannot be used (a bad variable, file or base URL): a usage error, as
+    /// a bad flag is.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
     /// The service or provider could not be reached.
     pub fn unreachable(message: impl Into<String>) -> Self {
         Self::new(UNAVAILABLE, message)
