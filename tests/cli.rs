@@ -959,6 +959,47 @@ fn doctor_skips_providers_without_a_key_and_fails_on_an_unreachable_base_url() {
     assert_eq!(report["checks"][1]["status"], "failed", "{report}");
 }
 
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let service = service(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = service.url();
+    for args in [
+        &["models", "--url", url.as_str(), "--output", "jsonl"][..],
+        &[
+            "stream",
+            "--url",
+            url.as_str(),
+            "--model",
+            "gpt-4o-mini",
+            "hi",
+        ],
+    ] {
+        let mut child = StdCommand::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn llmrpc");
+        // `| head -0`: the reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // Ended by SIGPIPE, as `cat` is: the shell reports 141.
+        assert_eq!(
+            output.status.signal(),
+            Some(13),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}
+
 // ---- terminals ----
 
 /// Lines of a child's standard error, gathered on a thread.
