@@ -395,51 +395,58 @@ fn first_admin_key(dir: &TempDir, db: &str) -> String {
     out.stdout.trim().to_owned()
 }
 
+/// A caller key of a new team made through `url` with `admin`'s key, `settings` its flags.
+fn team_key(url: &str, admin: &str, name: &str, settings: &[&str]) -> String {
+    let as_admin = ["--url", url, "--api-key", admin];
+    let mut create = vec!["admin", "teams", "create", "--name", name];
+    create.extend_from_slice(settings);
+    create.extend_from_slice(&as_admin);
+    run(&[], &create, OK);
+    let mut key = vec![
+        "admin", "keys", "create", "--team", name, "--role", "caller",
+    ];
+    key.extend_from_slice(&as_admin);
+    run(&[], &key, OK).stdout.trim().to_owned()
+}
+
 #[test]
-fn a_team_without_credits_exits_4_and_an_unknown_caller_key_3() {
+fn refusals_of_callers_and_teams_exit_with_their_class() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/llmrpc.db", dir.path().display());
     let admin = first_admin_key(&dir, &db);
     let service = service(&[("LLMRPC_DATABASE_URL", &db)]);
     let url = service.url();
-    let as_admin = ["--url", url.as_str(), "--api-key", admin.as_str()];
-    let mut create = vec![
-        "admin",
-        "teams",
-        "create",
-        "--name",
-        "broke",
-        "--credits",
-        "0",
-    ];
-    create.extend_from_slice(&as_admin);
-    run(&[], &create, OK);
-    let mut key = vec![
-        "admin", "keys", "create", "--team", "broke", "--role", "caller",
-    ];
-    key.extend_from_slice(&as_admin);
-    let caller = run(&[], &key, OK).stdout.trim().to_owned();
+    let broke = team_key(&url, &admin, "broke", &["--credits", "0"]);
+    let narrow = team_key(
+        &url,
+        &admin,
+        "narrow",
+        &["--allowed-models", "openai/gpt-4.1"],
+    );
+    let stranger = "llmrpc-00000000000000000000000000000000deadbeef";
 
     for command in ["complete", "stream"] {
-        let out = ask(
-            command,
-            &url,
-            "gpt-4o-mini",
-            &["--api-key", &caller],
-            LIMITED,
-        );
-        assert!(out.stderr.contains("credits"), "{command}: {}", out.stderr);
-        assert!(out.stdout.is_empty(), "{command}: {:?}", out.stdout);
-        // The service refuses an unknown key at its door, before any stream: a plain 401.
-        let stranger = "llmrpc-00000000000000000000000000000000deadbeef";
-        let out = ask(command, &url, "gpt-4o-mini", &["--api-key", stranger], AUTH);
-        assert!(
-            out.stderr.contains("not known"),
-            "{command}: {}",
-            out.stderr
-        );
-        let out = ask(command, &url, "gpt-4o-mini", &[], AUTH);
-        assert!(out.stderr.contains("key"), "{command}: {}", out.stderr);
+        // Over SSE, the refusals below are plain JSON answers (401, 403), not event streams.
+        for (key, code, says) in [
+            (broke.as_str(), LIMITED, "credits"),
+            (stranger, AUTH, "not known"),
+            ("", AUTH, "needs a caller key"),
+            (narrow.as_str(), MODEL, "not allowed for team"),
+        ] {
+            let flags: &[&str] = if key.is_empty() {
+                &[]
+            } else {
+                &["--api-key", key]
+            };
+            let out = ask(command, &url, "gpt-4o-mini", flags, code);
+            assert!(
+                out.stderr.contains(says),
+                "{command} {says}: {}",
+                out.stderr
+            );
+            assert!(out.stdout.is_empty(), "{command} {says}: {:?}", out.stdout);
+        }
+        ask(command, &url, "openai/gpt-4.1", &["--api-key", &narrow], OK);
     }
     run(&[], &["models", "--url", &url], AUTH);
     run(&[], &["trace", "--url", &url, "some-trace"], AUTH);
