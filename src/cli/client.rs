@@ -98,6 +98,14 @@ async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, Failure> 
     result_of(body)
 }
 
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
 fn result_of(response: Value) -> Result<Value, Failure> {
     match response.get("error") {
         Some(error) => Err(Failure::of_rpc(error)),
@@ -158,10 +166,27 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
             return Err(args.service.unreachable(e));
         }
     };
+    // A request refused before any stream (a missing or unknown key: 401; a method the key may
+    // not call: 403) is answered with one JSON-RPC error as a plain JSON body, not as events.
+    if !is_event_stream(&response) {
+        if let Some(spinner) = &waiting {
+            spinner.finish_and_clear();
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("invalid answer from {}: {e}", args.service.url))?;
+        result_of(body)?;
+        return Err(Failure::from(format!(
+            "{} answered without streaming",
+            args.service.url
+        )));
+    }
     let mut events = std::pin::pin!(sse::decode(response.bytes_stream()));
     let mut stdout = std::io::stdout();
     let mut chunks = Vec::new();
     let mut waiting = waiting;
+    let mut printed = false;
     let outcome = loop {
         let Some(event) = events.next().await else {
             break Err(Failure::unreachable(
@@ -186,8 +211,10 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
             Format::Jsonl => println!("{chunk}"),
             Format::Json => chunks.push(chunk.clone()),
             Format::Text => {
-                print!("{}", chunk["delta"].as_str().unwrap_or_default());
+                let delta = chunk["delta"].as_str().unwrap_or_default();
+                print!("{delta}");
                 let _ = stdout.flush();
+                printed |= !delta.is_empty();
             }
         }
         if let Some(error) = chunk.get("error") {
@@ -202,8 +229,9 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
     }
     match format {
         Format::Json => println!("{:#}", Value::Array(chunks)),
-        Format::Text => println!(),
-        Format::Jsonl => {}
+        // Ends the answer's line; a stream that failed before any text leaves stdout empty.
+        Format::Text if printed || outcome.is_ok() => println!(),
+        Format::Text | Format::Jsonl => {}
     }
     let last = outcome?;
     if format == Format::Text {

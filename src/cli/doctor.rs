@@ -11,6 +11,7 @@ use serde_json::json;
 use super::output::{Failure, Format, OutputArgs, spinner, table};
 use super::probe::{Ask, load_config, pipeline, probe};
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::ledger::{self, Prices};
 use crate::types::ProviderName;
 
@@ -55,8 +56,12 @@ const PING: &str = "Reply with the word OK.";
 
 pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     let format = args.output.format();
-    let config = match load_config(args.config.as_deref()) {
-        Ok(config) => config,
+    // The configuration is read, then the providers are built from it (which checks their base
+    // URLs and the aliases): a refusal of either is the config row's failure, reported as such.
+    let loaded = load_config(args.config.as_deref())
+        .and_then(|config| pipeline(&config).map(|gateway| (config, gateway)));
+    let (config, gateway) = match loaded {
+        Ok(loaded) => loaded,
         Err(failure) => {
             let check = Check::new("config", "failed", failure.message.clone());
             report(&[check], format);
@@ -69,7 +74,7 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
         None => "defaults and the environment (no config file)".to_owned(),
     };
     let mut checks = vec![Check::new("config", "ok", source)];
-    checks.extend(providers(&config, &args).await?);
+    checks.extend(providers(&config, &gateway, &args).await);
     checks.push(database(&config).await);
     checks.push(redis(&config).await);
     waiting.finish_and_clear();
@@ -92,12 +97,11 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     }
 }
 
-async fn providers(config: &Config, args: &DoctorArgs) -> Result<Vec<Check>, Failure> {
-    let gateway = pipeline(config)?;
+async fn providers(config: &Config, gateway: &Gateway, args: &DoctorArgs) -> Vec<Check> {
     let prices = Prices::new(config.prices.clone());
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let checks = ProviderName::ALL.into_iter().map(|name| {
-        let (gateway, prices) = (&gateway, &prices);
+        let prices = &prices;
         async move {
             let settings = config.provider(name);
             let check = format!("provider {name}");
@@ -131,7 +135,7 @@ async fn providers(config: &Config, args: &DoctorArgs) -> Result<Vec<Check>, Fai
             check
         }
     });
-    Ok(futures::future::join_all(checks).await)
+    futures::future::join_all(checks).await
 }
 
 /// The ledger's database: reachable, and its schema applied (an SQLite file not made yet is

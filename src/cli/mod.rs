@@ -77,10 +77,28 @@ async fn mock_upstream(addr: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Rust ignores SIGPIPE, so a write to a pipe whose reader has gone (`llmrpc models --output
+/// jsonl | head -1`) fails, and `println!` panics on that failure: a backtrace, exit 101, and a
+/// pipeline under `set -o pipefail` that fails. A command whose output is meant for pipes gets the
+/// default action back and ends as `cat` or `grep` do. The servers keep ignoring it.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets the disposition of one signal to its default, before any thread of this
+    // program exists (the runtime is built later); no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     // Before parsing, so that `.env` (in the working directory only) can supply the flags' environment variables too.
     let _ = dotenvy::from_path(".env");
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::MockUpstream { .. }
+    ) {
+        end_quietly_on_a_closed_pipe();
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // Threads that run calls; the default is one per core.
     if let Some(threads) = std::env::var("LLMRPC_WORKER_THREADS")
@@ -98,7 +116,7 @@ pub fn main() -> ExitCode {
     };
     let result: Result<(), Failure> = runtime.block_on(async {
         match cli.command {
-            Command::Serve { addr, config } => Ok(serve::run(addr, config).await?),
+            Command::Serve { addr, config } => serve::run(addr, config).await,
             Command::Complete(args) => client::complete(args).await,
             Command::Stream(args) => client::stream(args).await,
             Command::Models(args) => client::models(args).await,

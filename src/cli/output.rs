@@ -54,6 +54,12 @@ impl Failure {
         }
     }
 
+    /// A configuration that cannot be used (a bad variable, file or base URL): a usage error, as
+    /// a bad flag is.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
     /// The service or provider could not be reached.
     pub fn unreachable(message: impl Into<String>) -> Self {
         Self::new(UNAVAILABLE, message)
@@ -67,6 +73,9 @@ impl Failure {
     /// A JSON-RPC error object from the service, by its `data.kind` (or its code).
     pub fn of_rpc(error: &Value) -> Self {
         let code = match error["data"]["kind"].as_str() {
+            // A good key asking for a model outside its team's list: refused as `unauthorized`
+            // (403), but what is wrong is the model, not the key.
+            Some(_) if error["data"]["reason"] == "model_not_allowed_for_team" => MODEL,
             Some(kind) => code_of_kind(kind),
             None if error["code"] == -32602 => USAGE,
             None => OTHER,
@@ -194,6 +203,17 @@ mod tests {
             Failure::of_rpc(&json!({"code": -32601, "message": "m"})).code,
             1
         );
+        for (reason, code) in [
+            ("missing_key", 3),
+            ("unknown_key", 3),
+            ("revoked_key", 3),
+            ("admin_only", 3),
+            ("model_not_allowed_for_team", 7),
+        ] {
+            let error = json!({"code": -32009, "message": "m",
+                               "data": {"kind": "unauthorized", "reason": reason}});
+            assert_eq!(Failure::of_rpc(&error).code, code, "{reason}");
+        }
     }
 
     #[test]

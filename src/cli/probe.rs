@@ -75,14 +75,15 @@ pub struct Probe {
 /// The configuration, as `serve` reads it; its errors are usage errors.
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    Config::load(path, &env).map_err(|e| Failure::new(2, e.to_string()))
+    Config::load(path, &env).map_err(|e| Failure::config(e.to_string()))
 }
 
-/// The pipeline without a port, ledger or callers.
+/// The pipeline without a port, ledger or callers; what it refuses (a base URL that is not one,
+/// an alias naming no provider) is the configuration's fault, a usage error.
 pub fn pipeline(config: &Config) -> Result<Gateway, Failure> {
     let rates = Arc::new(RateLimits::local());
     let access = Arc::new(Access::anonymous(Arc::clone(&rates)));
-    super::serve::gateway(config, None, access, rates).map_err(Failure::from)
+    super::serve::gateway(config, None, access, rates).map_err(Failure::config)
 }
 
 /// The model `test` asks when none is named: the provider's member of `fast`, else its first.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::output::Failure;
 use crate::access::{self, Access, AuthMode};
 use crate::config::Config;
 use crate::gateway::{Gateway, Settings, Upstream};
@@ -17,13 +18,18 @@ use crate::rpc::{self, Limits};
 use crate::telemetry;
 use crate::types::ProviderName;
 
-pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(), String> {
+/// Runs the service until SIGTERM or Ctrl-C. A configuration it cannot use (file, variables,
+/// log settings, base URLs, aliases) exits 2, as it does for `test` and `doctor`; any other
+/// failure to start exits 1.
+pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(), Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut config = Config::load(config_path.as_deref(), &env).map_err(|e| e.to_string())?;
+    let mut config =
+        Config::load(config_path.as_deref(), &env).map_err(|e| Failure::config(e.to_string()))?;
     if let Some(addr) = addr {
         config.addr = addr;
     }
-    let telemetry = telemetry::init(&config.log_filter, config.log_format)?;
+    let telemetry =
+        telemetry::init(&config.log_filter, config.log_format).map_err(Failure::config)?;
 
     let rates = Arc::new(match &config.redis_url {
         Some(url) => RateLimits::shared(url).map_err(|e| format!("LLMRPC_REDIS_URL: {e}"))?,
@@ -37,7 +43,8 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     guard_anonymous(&config, &access, &local)?;
-    let gateway = Arc::new(gateway(&config, ledger.clone(), access, rates)?);
+    let gateway =
+        Arc::new(gateway(&config, ledger.clone(), access, rates).map_err(Failure::config)?);
     tracing::info!(addr = %local, "listening on {local}");
     for (name, provider) in &config.providers {
         if !provider.is_configured() {
@@ -138,11 +145,16 @@ async fn open_ledger(config: &Config) -> Result<Option<Ledger>, String> {
 
 /// Callers and teams, kept in the ledger's database; without one, every caller is anonymous.
 async fn open_access(config: &Config, rates: &Arc<RateLimits>) -> Result<Arc<Access>, String> {
-    if config.database_url == "off" {
+    let url = &config.database_url;
+    // An in-memory SQLite database is one per connection pool: keys made elsewhere could never
+    // reach it, so it holds none.
+    let in_memory =
+        url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"));
+    if url == "off" || in_memory {
         if config.auth == AuthMode::Required {
             return Err(
-                "LLMRPC_AUTH=required needs the ledger's database, where caller keys \
-                        live, and LLMRPC_DATABASE_URL is off"
+                "LLMRPC_AUTH=required needs the ledger's database on disk or on \
+                 PostgreSQL, where caller keys live"
                     .into(),
             );
         }
