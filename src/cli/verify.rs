@@ -822,7 +822,7 @@ fn junit(reports: &[CaseReport]) -> String {
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
-    let failures = reports.iter().filter(|r| !r.ok).count();
+    let failures = reports.iter().filter(|r| r.runs > 0 && !r.ok).count();
     let skipped = reports.iter().filter(|r| r.runs == 0).count();
     let time: f64 = reports.iter().map(|r| r.seconds).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
