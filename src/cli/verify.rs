@@ -555,10 +555,20 @@ async fn mock_fault(client: &Client, case: &str, model: &str) -> Outcome {
 
 /// The providers to verify and their models, from the flags or the service's `llm.models`.
 async fn targets(client: &Client, args: &VerifyArgs) -> Result<Vec<(String, String)>, Failure> {
-    let catalog = client
-        .result("llm.models", json!({}))
+    // Not reaching the service is exit 6; a service that answers with an error (a missing or
+    // rejected key above all) exits by that error's class, 3 for auth.
+    let answer = client
+        .rpc("llm.models", json!({}))
         .await
         .map_err(Failure::unreachable)?;
+    if let Some(error) = answer.get("error") {
+        let failure = Failure::of_rpc(error);
+        return Err(Failure::new(
+            failure.code,
+            format!("llm.models failed: {}", failure.message),
+        ));
+    }
+    let catalog = &answer["result"];
     let models = catalog["models"].as_array().cloned().unwrap_or_default();
     let chosen: BTreeMap<&str, &str> = args
         .models
