@@ -382,7 +382,11 @@ async fn concurrent(client: &Client, model: &str, n: usize, min_success: f64) ->
     let ok = results.iter().filter(|(ok, _)| *ok).count();
     let mut latencies: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
     latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_millis();
+    // `--concurrency 0` sends nothing: no latencies to rank.
+    let at = |q: f64| {
+        let rank = (latencies.len().saturating_sub(1) as f64 * q) as usize;
+        latencies.get(rank).map_or(0, Duration::as_millis)
+    };
     let rate = ok as f64 / n.max(1) as f64;
     let detail = format!("{ok}/{n} answered, p50 {} ms, p99 {} ms", at(0.5), at(0.99));
     if n == 0 || rate >= min_success {
