@@ -45,7 +45,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
     /// Runs of the whole suite; each case's success rate is over its runs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// The success rate a case needs to pass.
     #[arg(long, default_value_t = 1.0)]
