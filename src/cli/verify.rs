@@ -356,9 +356,15 @@ async fn expect_error(client: &Client, params: Value, code: i64) -> Outcome {
     }
 }
 
-async fn deadline(client: &Client, model: &str) -> Outcome {
+/// A 1 ms deadline answered with -32003, soon. Against `llmrpc mock-upstream` the model asks
+/// for a slow answer: the mock can answer within the millisecond, and the call would succeed.
+async fn deadline(client: &Client, model: &str, mock: bool) -> Outcome {
     let trace_id = new_trace_id();
-    let mut params = client.params(model, &trace_id);
+    let model = match mock {
+        true => format!("{model}_latency-1000"),
+        false => model.to_owned(),
+    };
+    let mut params = client.params(&model, &trace_id);
     params["timeout_ms"] = json!(1);
     let started = Instant::now();
     let outcome = expect_error(client, params, -32003).await?;
@@ -688,7 +694,7 @@ async fn run_case(
             params["messages"] = json!([]);
             expect_error(client, params, -32602).await
         }
-        "deadline" => deadline(client, model).await,
+        "deadline" => deadline(client, model, args.mock).await,
         "concurrent" => concurrent(client, model, args.concurrency, args.min_success).await,
         "health_ready_metrics" => health_ready_metrics(client).await,
         "openai_compat" => return openai_compat(client, model).await,
