@@ -519,8 +519,13 @@ async fn mock_fault(client: &Client, case: &str, model: &str) -> Outcome {
             let params = client.params(&format!("{model}_status-503"), &trace_id);
             let answer = client.rpc("llm.complete", params).await?;
             let attempts = answer["error"]["data"]["attempts"].as_u64().unwrap_or(0);
+            // The mock's 503, not any unavailability (a provider that cannot be reached, or
+            // whose circuit is open, fails with -32004 too).
+            let status = answer["error"]["data"]["status"].as_u64();
             match answer["error"]["code"].as_i64() {
-                Some(-32004) if attempts > 1 => Ok(format!("-32004 after {attempts} attempts")),
+                Some(-32004) if attempts > 1 && status == Some(503) => {
+                    Ok(format!("-32004 after {attempts} attempts"))
+                }
                 _ => Err(format!("expected -32004 after retries, got {answer}")),
             }
         }
@@ -547,14 +552,24 @@ async fn mock_fault(client: &Client, case: &str, model: &str) -> Outcome {
                 .map_err(|e| e.to_string())?;
             let mut events = std::pin::pin!(sse::decode(response.bytes_stream()));
             let mut last = Value::Null;
+            let mut deltas = 0;
             while let Some(Ok(event)) = events.next().await {
                 last = serde_json::from_str(&event.data).unwrap_or_default();
+                if last["result"]["delta"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty())
+                {
+                    deltas += 1;
+                }
             }
+            // Broken off midway: a stream refused before its first delta is another failure.
             match last["result"]["error"]["code"]
                 .as_i64()
                 .or(last["error"]["code"].as_i64())
             {
-                Some(-32004) => Ok("the stream ended with -32004 after its first deltas".into()),
+                Some(-32004) if deltas > 0 => Ok(format!(
+                    "the stream ended with -32004 after {deltas} deltas"
+                )),
                 _ => Err(format!(
                     "expected a stream ending in -32004, got {last} (trace {trace_id})"
                 )),
