@@ -166,7 +166,7 @@ async fn verify_async(args: &[&str]) -> Run {
     .unwrap()
 }
 
-/// The summary's results by `target/case`.
+/// The summary's results by `target/case`, sorted.
 fn results(summary: &Value) -> BTreeMap<String, Value> {
     summary["results"]
         .as_array()
@@ -850,4 +850,75 @@ fn an_unreachable_service_exits_6() {
 fn repeat_zero_is_a_usage_error() {
     let run = verify(&["--url", &closed_url(), "--repeat", "0"]);
     assert_eq!(run.code, 2, "{}", run.describe());
+}
+
+/// An OpenAI upstream whose whole answers are empty, finishing with `finish`, after a delay (for
+/// the `deadline` case); its streams answer as usual.
+async fn mount_empty_answers(upstream: &MockServer, finish: &str) {
+    let mut body = completion_body("");
+    body["choices"][0]["finish_reason"] = json!(finish);
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(stream_body(&["hel", "lo"])),
+        )
+        .with_priority(1)
+        .mount(upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(body)
+                .set_delay(Duration::from_millis(50)),
+        )
+        .with_priority(2)
+        .mount(upstream)
+        .await;
+}
+
+/// A reasoning model may spend verify's small token cap before any text: an empty answer that
+/// finished with `length` is a whole round trip and passes; an empty answer that says it is
+/// finished does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_answer_passes_only_when_the_token_cap_cut_it() {
+    let upstream = MockServer::start().await;
+    mount_empty_answers(&upstream, "length").await;
+    let service = Service::start(&upstream, &[]);
+    let url = service.url();
+    let args = ["--url", &url, "--concurrency", "5", "--output", "json"];
+
+    let run = verify_async(&args).await;
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let by_case = results(&run.json());
+    for case in ["openai/complete", "service/openai_compat"] {
+        let detail = by_case[case]["detail"].as_str().unwrap();
+        assert!(
+            detail.ends_with("no text before the token cap (finish_reason length)"),
+            "{case}: {detail}"
+        );
+    }
+
+    upstream.reset().await;
+    mount_empty_answers(&upstream, "stop").await;
+    let run = verify_async(&args).await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let failed: Vec<String> = results(&run.json())
+        .into_iter()
+        .filter(|(_, r)| r["ok"] == false)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "openai/complete",
+            "service/concurrent",
+            "service/openai_compat"
+        ],
+        "{}",
+        run.describe()
+    );
 }

@@ -194,16 +194,23 @@ async fn complete(client: &Client, model: &str) -> Outcome {
     if result["trace_id"] != json!(trace_id) {
         return Err(format!("the result lacks the trace id {trace_id}"));
     }
+    let capped = result["finish_reason"] == "length";
     match result["content"].as_str() {
-        Some(content) if !content.is_empty() => Ok(format!(
-            "{}/{} in {} ms",
+        Some(content) if !content.is_empty() || capped => Ok(format!(
+            "{}/{} in {} ms{}",
             result["provider"].as_str().unwrap_or("?"),
             result["model"].as_str().unwrap_or("?"),
-            result["latency_ms"]
+            result["latency_ms"],
+            if content.is_empty() { CAPPED } else { "" }
         )),
         _ => Err(format!("an empty answer (trace {trace_id})")),
     }
 }
+
+/// Reasoning models (`gpt-5*`, `o1`/`o3`/`o4`, Gemini 2.5) spend `max_tokens` on their hidden
+/// reasoning first: at verify's small cap they often answer no text, finishing with `length`.
+/// That is a whole round trip through the service, so it passes, saying so.
+const CAPPED: &str = ", no text before the token cap (finish_reason length)";
 
 async fn stream_sse(client: &Client, model: &str) -> Outcome {
     let trace_id = new_trace_id();
@@ -457,11 +464,15 @@ async fn openai_compat(client: &Client, model: &str) -> Result<Option<String>, S
         .to_owned();
     let status = response.status();
     let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+    let capped = answer["choices"][0]["finish_reason"] == "length";
     match answer["choices"][0]["message"]["content"].as_str() {
-        Some(content) if status.is_success() && !content.is_empty() => Ok(Some(format!(
-            "{} answered",
-            answer["model"].as_str().unwrap_or("?")
-        ))),
+        Some(content) if status.is_success() && (!content.is_empty() || capped) => {
+            Ok(Some(format!(
+                "{} answered{}",
+                answer["model"].as_str().unwrap_or("?"),
+                if content.is_empty() { CAPPED } else { "" }
+            )))
+        }
         _ => Err(format!("{status}: {answer} (trace {trace})")),
     }
 }
