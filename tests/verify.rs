@@ -922,3 +922,69 @@ async fn an_empty_answer_passes_only_when_the_token_cap_cut_it() {
         run.describe()
     );
 }
+
+/// Behind a load balancer `ops.trace` may reach a replica whose ledger has not yet received the
+/// call another replica served (it is written within ~250 ms): `trace_roundtrip` asks again
+/// rather than failing at once. The "service" here is a wiremock that answers `ops.trace` with
+/// nothing twice, then with the call; only that case is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_roundtrip_waits_for_a_record_still_on_its_way() {
+    let fake = MockServer::start().await;
+    let rpc = |method_name: &str| {
+        Mock::given(method("POST"))
+            .and(path("/"))
+            .and(body_partial_json(json!({"method": method_name})))
+    };
+    rpc("llm.models")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"jsonrpc": "2.0", "id": 1,
+            "result": {"models": [{"id": "openai/gpt-4.1-mini", "provider": "openai",
+                                   "configured": true, "aliases": ["fast"]}]}})),
+        )
+        .mount(&fake)
+        .await;
+    rpc("llm.complete")
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            let trace = body["params"]["a2a_context"]["trace_id"].clone();
+            ResponseTemplate::new(200).set_body_json(json!({"jsonrpc": "2.0", "id": 1,
+                "result": {"trace_id": trace, "content": "hi", "provider": "openai"}}))
+        })
+        .mount(&fake)
+        .await;
+    let asked = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&asked);
+    rpc("ops.trace")
+        .respond_with(move |_: &Request| {
+            let mut asked = count.lock().unwrap();
+            *asked += 1;
+            let calls = match *asked {
+                1 | 2 => json!([]),
+                _ => json!([{"attempts": [{"status": "ok"}]}]),
+            };
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"jsonrpc": "2.0", "id": 1, "result": calls}))
+        })
+        .mount(&fake)
+        .await;
+
+    let run = verify_async(&[
+        "--url",
+        &fake.uri(),
+        "--concurrency",
+        "0",
+        "--output",
+        "json",
+    ])
+    .await;
+    let results = results(&run.json());
+    let case = &results["openai/trace_roundtrip"];
+    assert_eq!(
+        (&case["ok"], &case["detail"]),
+        (&json!(true), &json!("found with 1 attempt(s)")),
+        "{}",
+        run.describe()
+    );
+    // Asked three times by this case, then once more by usage_and_cost.
+    assert!(*asked.lock().unwrap() >= 3);
+}

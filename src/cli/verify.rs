@@ -304,11 +304,23 @@ async fn trace_roundtrip(client: &Client, model: &str, usage: bool) -> Outcome {
     let result = client
         .result("llm.complete", client.params(model, &trace_id))
         .await?;
-    let calls = client
-        .result("ops.trace", json!({"trace_id": trace_id}))
-        .await?;
+    // Behind a load balancer, ops.trace may reach another replica than the call did, and that
+    // replica's ledger writer may hold the record for up to ~250 ms (operations.md): ask again
+    // for a while before calling the record missing.
+    let patience = Instant::now() + Duration::from_secs(2);
+    let calls = loop {
+        let calls = client
+            .result("ops.trace", json!({"trace_id": trace_id}))
+            .await?;
+        if calls.as_array().is_some_and(|c| !c.is_empty()) || Instant::now() >= patience {
+            break calls;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let Some(call) = calls.as_array().and_then(|c| c.first()) else {
-        return Err(format!("ops.trace does not find trace {trace_id}"));
+        return Err(format!(
+            "ops.trace does not find trace {trace_id} after 2 s (several replicas: is the ledger shared, on PostgreSQL?)"
+        ));
     };
     if call["attempts"].as_array().is_none_or(Vec::is_empty) {
         return Err(format!(
