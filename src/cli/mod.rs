@@ -45,8 +45,10 @@ enum Command {
     #[command(after_help = output::EXIT_CODES)]
     Stream(client::CallArgs),
     /// List the models a running service can route to.
+    #[command(after_help = output::EXIT_CODES)]
     Models(client::ServiceArgs),
     /// Show every call and attempt recorded under a trace id.
+    #[command(after_help = output::EXIT_CODES)]
     Trace(client::TraceArgs),
     /// Ask a provider (or all of them) directly with the keys of the environment: no service.
     #[command(after_help = output::EXIT_CODES)]
@@ -55,6 +57,7 @@ enum Command {
     #[command(after_help = output::EXIT_CODES)]
     Doctor(doctor::DoctorArgs),
     /// Run the end-to-end suite against a deployed service: exit 0 when every case passes.
+    #[command(after_help = output::EXIT_CODES)]
     Verify(verify::VerifyArgs),
     /// Run a fake of the providers' APIs whose behaviour each request chooses.
     MockUpstream {
