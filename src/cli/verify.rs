@@ -32,7 +32,12 @@ pub struct VerifyArgs {
     #[arg(long, env = "LLMRPC_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// A caller key, when the service requires one (`--api-key` as on the other subcommands).
-    #[arg(long, alias = "api-key", env = "LLMRPC_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        alias = "api-key",
+        env = "LLMRPC_API_KEY",
+        hide_env_values = true
+    )]
     key: Option<String>,
     /// The model per provider (`openai=gpt-4.1-mini,anthropic=…`); each provider's member of
     /// the tier `fast` otherwise.
