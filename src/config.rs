@@ -66,6 +66,9 @@ pub struct Config {
     pub max_batch: usize,
     /// Streams (subscriptions) open at once on one WebSocket.
     pub max_streams_per_socket: u32,
+    /// The largest answer of one request or batch: a bound on what one request can make the
+    /// service hold in memory.
+    pub max_response_body_bytes: u32,
     /// Where the call ledger lives: `sqlite://…` or `postgres://…`.
     pub database_url: String,
     /// How long ledger rows are kept.
@@ -114,6 +117,7 @@ struct FileConfig {
     max_connections: Option<u32>,
     max_batch: Option<usize>,
     max_streams_per_socket: Option<u32>,
+    max_response_body_bytes: Option<u32>,
     #[serde(default)]
     aliases: BTreeMap<String, AliasTargets>,
     #[serde(default)]
@@ -383,6 +387,13 @@ impl Config {
             max_batch: read
                 .number("LLMRPC_MAX_BATCH", file_config.max_batch, 64)?
                 .max(1),
+            max_response_body_bytes: read
+                .number(
+                    "LLMRPC_MAX_RESPONSE_BYTES",
+                    file_config.max_response_body_bytes,
+                    16 * 1024 * 1024,
+                )?
+                .max(1024),
             max_streams_per_socket: read
                 .number(
                     "LLMRPC_MAX_STREAMS_PER_SOCKET",

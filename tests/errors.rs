@@ -380,3 +380,27 @@ async fn streams_where_http_cannot_carry_them_are_invalid_requests() {
     let (_, answer) = service.post(&null_id).await;
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
 }
+
+/// An answer over `LLMRPC_MAX_RESPONSE_BYTES` is an error instead: for one request our
+/// `-32603` naming the limit, for a whole batch jsonrpsee's `-32011` (a code the contract does
+/// not use). Small answers still come.
+#[tokio::test]
+async fn answers_over_the_response_limit_are_errors_instead() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[("LLMRPC_MAX_RESPONSE_BYTES", "1024")]);
+    let answer = service.call("llm.models", json!({})).await;
+    assert_error(&answer, -32603, "internal");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("LLMRPC_MAX_RESPONSE_BYTES"),
+        "{answer}"
+    );
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "llm.metrics"}))
+        .collect();
+    let (_, answer) = service.post(&Value::Array(batch)).await;
+    assert_eq!(answer["error"]["code"], -32011, "{answer}");
+    assert!(service.call("llm.metrics", json!({})).await["result"].is_object());
+}

@@ -81,10 +81,12 @@ fn ours(code: i32, id: Id<'static>) -> Option<MethodResponse> {
             ErrorKind::Overloaded,
             "the service is too busy to take this call; retry later",
         ),
+        // Requests over the limit are refused before jsonrpsee sees them: these are answers.
         OVERSIZED_REQUEST | OVERSIZED_RESPONSE | BATCH_TOO_LARGE | BATCH_RESPONSE_TOO_LARGE => {
             Error::new(
                 ErrorKind::Internal,
-                "the request or its answer is over a size limit",
+                "the answer is larger than the service sends for one request \
+                 (LLMRPC_MAX_RESPONSE_BYTES)",
             )
         }
         _ => return None,

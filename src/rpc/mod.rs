@@ -52,6 +52,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Streams open at once on one WebSocket; beyond it, `-32008 overloaded`.
     pub max_streams_per_socket: u32,
+    /// The largest answer of one request, or of one whole batch.
+    pub max_response_body_bytes: u32,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
 }
@@ -67,7 +69,7 @@ pub async fn serve(
 ) -> Result<(), String> {
     let config = ServerConfig::builder()
         .max_request_body_size(limits.max_request_body_bytes)
-        .max_response_body_size(u32::MAX)
+        .max_response_body_size(limits.max_response_body_bytes)
         .max_connections(limits.max_connections)
         .max_subscriptions_per_connection(limits.max_streams_per_socket)
         .set_batch_request_config(BatchRequestConfig::Unlimited)
