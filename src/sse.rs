@@ -1,9 +1,39 @@
 //! One Server-Sent Events decoder for every provider: LF, CRLF and CR line ends, multi-line
 //! `data:`, comments, `event:` names, frames split anywhere across reads, and a last event that
-//! ends without a blank line.
+//! ends without a blank line. And the one encoder of the surfaces that answer with events
+//! (`llm.stream` over HTTP, the OpenAI and A2A surfaces): [`event`] and [`response`].
+
+use std::convert::Infallible;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use jsonrpsee::server::{HttpBody, HttpResponse};
+use tokio::sync::mpsc;
+
+/// One event carrying `data` (a single line).
+pub fn event(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+/// An event-stream response whose body is what arrives on `rx`, until its senders are gone. A
+/// reader that goes away closes `rx`, which the senders see.
+pub fn response(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
+    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {

@@ -19,7 +19,7 @@ const INPUT_MODES: [&str; 6] = [
 ];
 
 pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
-    let base = match agent.public_url() {
+    let base = match agent.public_url.as_deref() {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
             let host = headers
@@ -30,7 +30,7 @@ pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
         }
     };
     let url = format!("{base}{PATH}");
-    let catalog = agent.gateway().models();
+    let catalog = agent.gateway.models();
     let mut aliases: Vec<&str> = catalog
         .models
         .iter()
@@ -72,7 +72,7 @@ pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
         "defaultOutputModes": ["text/plain"],
         "skills": skills,
     });
-    if agent.gateway().access().required() {
+    if agent.gateway.access().required() {
         card["securitySchemes"] = json!({"bearer": {"httpAuthSecurityScheme": {
             "scheme": "Bearer", "bearerFormat": "llmrpc caller key",
             "description": "A caller key (llmrpc-…) made with llmrpc admin keys create"}}});

@@ -9,15 +9,11 @@ mod errors;
 mod tasks;
 mod wire;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::StreamBody;
-use hyper::body::Frame;
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -71,14 +67,6 @@ impl Agent {
         }
     }
 
-    pub fn public_url(&self) -> Option<&str> {
-        self.public_url.as_deref()
-    }
-
-    pub fn gateway(&self) -> &Gateway {
-        &self.gateway
-    }
-
     /// `POST /a2a` with its body read.
     pub async fn serve(
         &self,
@@ -104,12 +92,7 @@ impl Agent {
         } = request;
         let caller = match self.gateway.access().recheck(caller.as_ref()) {
             Ok(caller) => caller,
-            Err(err) => {
-                let ctx = CallContext::new(None, traceparent.as_ref());
-                let mut response = answer(&id, Err(A2aError::refused(&err, &ctx.trace_id)));
-                *response.status_mut() = refusal_status(&err);
-                return response;
-            }
+            Err(err) => return refused(&err, traceparent.as_ref(), &id),
         };
         let result = match method {
             Method::Send | Method::Stream => match wire::send_params(params) {
@@ -340,18 +323,9 @@ fn task_params(params: Value) -> Result<TaskParams, A2aError> {
 
 /// A task id or context id: a random (version 4) UUID, as A2A's examples use.
 fn new_id() -> String {
-    let n = fastrand::u128(..);
-    // The version (4) and variant (10xx) bits of RFC 9562.
-    let n = (n & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let hex = format!("{n:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 /// A whole JSON-RPC answer, always HTTP 200 (the SDKs read A2A's errors from 200 answers only).
@@ -397,10 +371,7 @@ fn stream(
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
     let pump = async move {
         let event = |result: Value| {
-            Bytes::from(format!(
-                "data: {}\n\n",
-                json!({"jsonrpc": "2.0", "id": id, "result": result})
-            ))
+            crate::sse::event(&json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string())
         };
         if tx
             .send(event(wire::task_result(&task.begun, dialect)))
@@ -435,18 +406,7 @@ fn stream(
             .await;
     };
     tokio::spawn(pump);
-    let mut rx = rx;
-    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    *response.status_mut() = StatusCode::OK;
-    response
+    crate::sse::response(rx)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use ring::digest::{SHA256, digest};
 
-use crate::ledger::accounts::{Accounts, AccountsError, KeyInfo, NewKey, Role, random_hex};
+use crate::ledger::accounts::{Accounts, AccountsError, KeyInfo, NewKey, Role, hex, random_hex};
 
 const SCHEME: &str = "llmrpc-";
 /// Random bytes of a key.
@@ -23,11 +23,7 @@ pub struct CreatedKey {
 
 /// The stored form of a key.
 pub fn hash(key: &str) -> String {
-    digest(&SHA256, key.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(digest(&SHA256, key.as_bytes()).as_ref())
 }
 
 /// Whether `key` has the shape of one of ours (others are not worth a database lookup).

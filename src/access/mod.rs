@@ -12,8 +12,7 @@ pub mod admin;
 pub mod budget;
 pub mod keys;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +70,7 @@ struct Cache {
     /// Live keys by hash.
     keys: HashMap<String, Arc<Caller>>,
     /// Hashes of revoked keys, to answer `revoked_key` rather than `unknown_key`.
-    revoked: HashMap<String, ()>,
+    revoked: HashSet<String>,
 }
 
 impl Cache {
@@ -100,7 +99,7 @@ impl Cache {
                     cache.keys.insert(hash, Arc::new(caller));
                 }
                 _ => {
-                    cache.revoked.insert(hash, ());
+                    cache.revoked.insert(hash);
                 }
             }
         }
@@ -247,14 +246,15 @@ impl Access {
         if let Some(caller) = cache.keys.get(hash) {
             return Ok(Arc::clone(caller));
         }
-        Err(match cache.revoked.contains_key(hash) {
+        Err(match cache.revoked.contains(hash) {
             true => Error::denied(Denial::RevokedKey, "this caller key has been revoked"),
             false => Error::denied(Denial::UnknownKey, "this caller key is not known here"),
         })
     }
 
-    /// Reloads when the database's version moved.
-    async fn poll(&self) -> Result<(), String> {
+    /// Reloads when the database's version moved: each second, and after a change made through
+    /// this replica, which its next call must see.
+    pub async fn poll(&self) -> Result<(), String> {
         let Some(accounts) = &self.accounts else {
             return Ok(());
         };
@@ -280,9 +280,7 @@ impl Access {
         }
     }
 
-    /// Reloads keys and teams now: after a change made through this replica, which its next
-    /// call must see.
-    pub async fn reload(&self) -> Result<(), String> {
+    async fn reload(&self) -> Result<(), String> {
         let Some(accounts) = &self.accounts else {
             return Ok(());
         };
@@ -299,22 +297,23 @@ impl Access {
         worst_case_usd: impl FnOnce() -> f64,
     ) -> Result<Charge, Error> {
         let team = &caller.team;
-        let (rpm_key, tpm_key) = (rate_key(team, "rpm"), rate_key(team, "tpm"));
-        let mut rules = Vec::with_capacity(2);
-        if let Some(per_minute) = team.requests_per_minute {
-            rules.push(Rule {
-                key: &rpm_key,
-                per_minute,
-                cost: 1,
-            });
-        }
-        if let Some(per_minute) = team.tokens_per_minute {
-            rules.push(Rule {
-                key: &tpm_key,
-                per_minute,
-                cost: 0,
-            });
-        }
+        // Keys are made only for the limits the team has: most teams have none.
+        let rpm = team
+            .requests_per_minute
+            .map(|rpm| (rpm, rate_key(team, "rpm")));
+        let tpm = team
+            .tokens_per_minute
+            .map(|tpm| (tpm, rate_key(team, "tpm")));
+        let rules: Vec<Rule<'_>> = [(&rpm, 1), (&tpm, 0)]
+            .into_iter()
+            .filter_map(|(limit, cost)| {
+                limit.as_ref().map(|(per_minute, key)| Rule {
+                    key,
+                    per_minute: *per_minute,
+                    cost,
+                })
+            })
+            .collect();
         if !rules.is_empty() {
             if let Err(wait) = self.rates.check(&rules).await {
                 let message = format!(
@@ -330,7 +329,7 @@ impl Access {
         let mut charge = Charge {
             team_id: team.id.clone(),
             reserved_usd: None,
-            tokens_per_minute: team.tokens_per_minute.map(|tpm| (tpm, tpm_key.clone())),
+            tokens_per_minute: tpm,
         };
         if team.credits_usd.is_none() {
             return Ok(charge);
@@ -340,7 +339,7 @@ impl Access {
         };
         let needed = worst_case_usd();
         match accounts.reserve(&team.id, needed).await {
-            Ok(Reserved::Granted { .. }) => {
+            Ok(Reserved::Granted) => {
                 charge.reserved_usd = Some(needed);
                 Ok(charge)
             }
@@ -360,6 +359,9 @@ impl Access {
     /// (a provider counting more prompt tokens than the bound) is on the service. Runs in the
     /// background: the answer has gone already.
     pub fn settle(self: &Arc<Self>, charge: Charge, cost_usd: f64, tokens: u64) {
+        if charge.tokens_per_minute.is_none() && charge.reserved_usd.is_none() {
+            return;
+        }
         let access = Arc::clone(self);
         tokio::spawn(async move {
             if let Some((per_minute, key)) = &charge.tokens_per_minute {
@@ -389,10 +391,4 @@ fn missing_key() -> Error {
 
 fn rate_key(team: &Team, what: &str) -> String {
     format!("team:{}:{what}", team.id)
-}
-
-/// Whether anonymous calls may be served on `addr`: only on a loopback address, where nobody
-/// else can reach them.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
 }

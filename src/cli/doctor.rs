@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::output::{Failure, Format, OutputArgs, spinner, table};
-use super::probe::{Ask, load_config, pipeline, probe};
+use super::probe::{Ask, pipeline, probe};
+use super::serve::load_config;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::ledger::{self, Prices};

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::output::{Failure, Format, OutputArgs, progress, spinner, table};
+use super::serve::load_config;
 use crate::access::Access;
 use crate::config::Config;
 use crate::context::CallContext;
@@ -72,12 +73,6 @@ pub struct Probe {
     pub failure: Option<Failure>,
 }
 
-/// The configuration, as `serve` reads it; its errors are usage errors.
-pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Failure> {
-    let env = |name: &str| std::env::var(name).ok();
-    Config::load(path, &env).map_err(|e| Failure::config(e.to_string()))
-}
-
 /// The pipeline without a port, ledger or callers; what it refuses (a base URL that is not one,
 /// an alias naming no provider) is the configuration's fault, a usage error.
 pub fn pipeline(config: &Config) -> Result<Gateway, Failure> {
@@ -127,18 +122,7 @@ pub async fn probe(
         timeout,
         live,
     } = ask;
-    let mut probe = Probe {
-        provider,
-        model: None,
-        status: "ok".into(),
-        content: None,
-        usage: None,
-        cost_usd: None,
-        latency_ms: None,
-        ttft_ms: None,
-        error: None,
-        failure: None,
-    };
+    let mut probe = Probe::new(provider);
     let name = match model {
         Some(m) if m.contains('/') => m.to_owned(),
         Some(m) => format!("{provider}/{m}"),
@@ -224,18 +208,27 @@ impl Probe {
         self
     }
 
-    fn no_key(provider: ProviderName, var: &str) -> Self {
+    /// A probe that has found nothing yet: `ok` until something fails.
+    fn new(provider: ProviderName) -> Self {
         Probe {
             provider,
             model: None,
-            status: "no_key".into(),
+            status: "ok".into(),
             content: None,
             usage: None,
             cost_usd: None,
             latency_ms: None,
             ttft_ms: None,
-            error: Some(format!("set {var} to use {provider}")),
+            error: None,
             failure: None,
+        }
+    }
+
+    fn no_key(provider: ProviderName, var: &str) -> Self {
+        Probe {
+            status: "no_key".into(),
+            error: Some(format!("set {var} to use {provider}")),
+            ..Probe::new(provider)
         }
     }
 

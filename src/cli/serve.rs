@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::output::Failure;
-use crate::access::{self, Access, AuthMode};
+use crate::access::{Access, AuthMode};
 use crate::config::Config;
 use crate::gateway::{Gateway, Settings, Upstream};
 use crate::ledger::accounts::Accounts;
@@ -22,9 +22,7 @@ use crate::types::ProviderName;
 /// log settings, base URLs, aliases) exits 2, as it does for `test` and `doctor`; any other
 /// failure to start exits 1.
 pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(), Failure> {
-    let env = |name: &str| std::env::var(name).ok();
-    let mut config =
-        Config::load(config_path.as_deref(), &env).map_err(|e| Failure::config(e.to_string()))?;
+    let mut config = load_config(config_path.as_deref())?;
     if let Some(addr) = addr {
         config.addr = addr;
     }
@@ -78,6 +76,13 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
     telemetry.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configuration of the file and the environment, as every subcommand that reads it reads it;
+/// its errors are usage errors.
+pub(super) fn load_config(path: Option<&std::path::Path>) -> Result<Config, Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    Config::load(path, &env).map_err(|e| Failure::config(e.to_string()))
 }
 
 /// The call pipeline of `config`, without a port: what `serve` runs, and what `llmrpc test` and
@@ -170,7 +175,8 @@ async fn open_access(config: &Config, rates: &Arc<RateLimits>) -> Result<Arc<Acc
 /// Anonymous service is for loopback only: on any other address, with no key to require, the
 /// service refuses to start (unless `LLMRPC_AUTH=off` says so, which is logged).
 fn guard_anonymous(config: &Config, access: &Access, addr: &SocketAddr) -> Result<(), String> {
-    if access.required() || access::is_loopback(addr) {
+    // Anonymous calls only where nobody else can reach them.
+    if access.required() || addr.ip().is_loopback() {
         return Ok(());
     }
     if config.auth == AuthMode::Off {

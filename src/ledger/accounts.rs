@@ -137,8 +137,8 @@ impl From<sqlx::Error> for AccountsError {
 /// The answer to a reservation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reserved {
-    /// Deducted; what is left.
-    Granted { left: f64 },
+    /// Deducted.
+    Granted,
     /// Not deducted: it did not fit in what is left.
     Refused { left: f64 },
 }
@@ -377,16 +377,16 @@ impl Accounts {
     /// Deducts `amount_usd` from the team's credits if it fits, in one statement: one round
     /// trip, and atomic however many replicas reserve at once.
     pub async fn reserve(&self, team_id: &str, amount_usd: f64) -> Result<Reserved, LedgerError> {
-        let granted: Option<f64> = sqlx::query_scalar(
+        let granted = sqlx::query(
             "UPDATE teams SET credits_usd = credits_usd - $1 \
-             WHERE id = $2 AND credits_usd >= $1 RETURNING credits_usd",
+             WHERE id = $2 AND credits_usd >= $1",
         )
         .bind(amount_usd)
         .bind(team_id)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await?;
-        if let Some(left) = granted {
-            return Ok(Reserved::Granted { left });
+        if granted.rows_affected() > 0 {
+            return Ok(Reserved::Granted);
         }
         let left: Option<Option<f64>> =
             sqlx::query_scalar("SELECT credits_usd FROM teams WHERE id = $1")
@@ -532,5 +532,15 @@ pub fn random_hex(bytes: usize) -> Result<String, AccountsError> {
     let mut buf = vec![0u8; bytes];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf)
         .map_err(|_| AccountsError::Random)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&buf))
+}
+
+/// `bytes` as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }

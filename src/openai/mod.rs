@@ -9,14 +9,11 @@ mod errors;
 mod request;
 mod response;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::StreamBody;
-use hyper::body::Frame;
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -27,6 +24,7 @@ use crate::context::{CallContext, TraceParent};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::params;
+use crate::sse;
 use crate::telemetry;
 
 /// The method name of these calls in the ledger, logs and spans.
@@ -114,7 +112,7 @@ pub async fn chat_completions(
             let Some(chunk) = chunk else { break };
             let failed = matches!(chunk, crate::gateway::Chunk::Failed(_));
             for event in writer.render(chunk, |err| errors::answer(err).body) {
-                if tx.send(sse(&event.to_string())).await.is_err() {
+                if tx.send(sse::event(&event.to_string())).await.is_err() {
                     return;
                 }
             }
@@ -122,20 +120,10 @@ pub async fn chat_completions(
                 return;
             }
         }
-        let _ = tx.send(sse("[DONE]")).await;
+        let _ = tx.send(sse::event("[DONE]")).await;
     };
     tokio::spawn(pump.instrument(span));
-    let mut rx = rx;
-    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    with_trace(response, &ctx)
+    with_trace(sse::response(rx), &ctx)
 }
 
 /// The answer to a body over the service's size limit.
@@ -170,10 +158,6 @@ pub fn model(gateway: &Gateway, id: &str, traceparent: Option<TraceParent>) -> H
         Some(entry) => json(&ctx, StatusCode::OK, entry),
         None => refused(&ctx, errors::model_not_found(id)),
     }
-}
-
-fn sse(data: &str) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
 }
 
 fn refused(ctx: &CallContext, answer: errors::Answer) -> HttpResponse {

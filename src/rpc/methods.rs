@@ -88,10 +88,10 @@ fn recheck(gateway: &Gateway, caller: Option<&Arc<Caller>>) -> Result<Option<Arc
 /// Refuses a method without params to a caller the access cache no longer admits (a
 /// WebSocket whose key was revoked, or opened anonymously before keys were required).
 fn allowed(gateway: &Gateway, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
-    let ctx = CallContext::new(None, ext.get::<TraceParent>());
-    caller(gateway, ext)
-        .map(|_| ())
-        .map_err(|e| fail(&e, &ctx.trace_id, ext))
+    caller(gateway, ext).map(|_| ()).map_err(|e| {
+        let ctx = CallContext::new(None, ext.get::<TraceParent>());
+        fail(&e, &ctx.trace_id, ext)
+    })
 }
 
 /// The JSON-RPC error of a failed call; a refusal of the caller also sets the HTTP status.

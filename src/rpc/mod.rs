@@ -272,10 +272,10 @@ impl App {
             let answer = too_large(self.max_body);
             return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &answer));
         };
-        let refused = batch_too_long(&body, self.max_batch).or_else(|| {
-            let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-            batch.then(|| stream_in_http_batch(&body)).flatten()
-        });
+        let batch = is_batch(&body);
+        let refused = batch
+            .then(|| batch_too_long(&body, self.max_batch).or_else(|| stream_in_http_batch(&body)))
+            .flatten();
         if let Some(answer) = refused {
             return Ok(json_response(StatusCode::OK, &answer));
         }
@@ -292,7 +292,6 @@ impl App {
             let answer = errors::invalid_request(call.id(), message);
             return Ok(json_response(StatusCode::OK, &answer));
         }
-        let batch = body.first() == Some(&b'[');
         let mut req = into_rpc_request(http::Request::from_parts(
             parts,
             HttpBody::new(Full::new(body)),
@@ -377,8 +376,7 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
 /// for the whole batch, none of its calls made. A batch is counted without parsing its
 /// requests; anything that is not a JSON array is left for JSON-RPC to answer.
 fn batch_too_long(body: &[u8], max: usize) -> Option<serde_json::Value> {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
-    if body[start] != b'[' {
+    if !is_batch(body) {
         return None;
     }
     let requests: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
@@ -391,6 +389,11 @@ fn batch_too_long(body: &[u8], max: usize) -> Option<serde_json::Value> {
         return Some(errors::invalid_request(&Value::Null, &message));
     }
     None
+}
+
+/// Whether a JSON-RPC message is a batch: a JSON array, whitespace before it allowed.
+fn is_batch(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// The answer to an HTTP batch holding an `llm.stream` call, which only a single request (as

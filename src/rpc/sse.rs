@@ -1,14 +1,11 @@
 //! `llm.stream` over plain HTTP as Server-Sent Events (jsonrpsee's subscriptions are
 //! WebSocket-only): every event's `data:` is a JSON-RPC response with the request's `id`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::StreamBody;
-use hyper::body::Frame;
-use jsonrpsee::server::{HttpBody, HttpResponse};
+use jsonrpsee::server::HttpResponse;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -110,24 +107,9 @@ pub async fn respond(
             tokio::spawn(pump.instrument(span));
         }
     }
-    let frames = receiver_stream(rx).map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
-    let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-cache"),
-    );
-    response
+    crate::sse::response(rx)
 }
 
 fn event(response: &Value) -> Bytes {
-    Bytes::from(format!("data: {response}\n\n"))
-}
-
-fn receiver_stream(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    crate::sse::event(&response.to_string())
 }
