@@ -8,7 +8,7 @@ VENV  := .venv
 # `a2a-sdk` for tests/a2a_sdk.rs.
 PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: run test lint build test-live demo
+.PHONY: run test lint build test-live demo fuzz
 
 run: build
 	./target/release/llmrpc serve
@@ -59,6 +59,21 @@ demo: build
 # Real provider calls with the keys of .env.test; a provider without a key is reported ignored.
 test-live:
 	LLMRPC_LIVE=1 $(CARGO) test --test live -- --test-threads 1
+
+# Each fuzz target of tests/fuzz/ for FUZZ_SECONDS on the nightly toolchain (cargo fuzz needs
+# it; it is not part of `make test`). New inputs join tests/fuzz/corpus/, which is then shrunk to
+# the inputs that add coverage; a crash stops the run and is left in tests/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := envelope params sse openai anthropic gemini surfaces
+FUZZ := $(CARGO) +nightly fuzz
+FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	set -e; for t in $(FUZZ_TARGETS); do \
+		$(FUZZ) run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+			-timeout=10 -rss_limit_mb=2048; \
+		$(FUZZ) cmin $(FUZZ_FLAGS) $$t; \
+	done
 
 lint:
 	$(CARGO) fmt --check

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod gateway;
 pub mod ledger;
 pub mod mock_upstream;

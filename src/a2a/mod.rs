@@ -409,6 +409,31 @@ fn stream(
     crate::sse::response(rx)
 }
 
+/// Reads a request body as [`Agent::serve`] does, up to the call, for the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn exercise(body: &[u8]) {
+    let Ok(request) = read(&HeaderMap::new(), body) else {
+        return;
+    };
+    match request.method {
+        Method::Send | Method::Stream => {
+            if let Ok(send) = wire::send_params(request.params) {
+                if let Ok(content) = send
+                    .parts
+                    .iter()
+                    .map(content_part)
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    let params = json!({"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": content}]});
+                    drop(params::parse_value(Some(params), None));
+                }
+            }
+        }
+        Method::Get | Method::Cancel => drop(task_params(request.params)),
+        Method::Push | Method::ExtendedCard | Method::Unsupported => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

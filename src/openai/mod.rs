@@ -192,3 +192,13 @@ fn with_trace(mut response: HttpResponse, ctx: &CallContext) -> HttpResponse {
     }
     response
 }
+
+/// Reads a request body as [`chat_completions`] does, up to the call, for the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn exercise(body: &[u8]) {
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
+        if let Ok(split) = request::translate(fields) {
+            drop(params::parse_value(Some(Value::Object(split.params)), None));
+        }
+    }
+}

@@ -63,3 +63,36 @@ pub fn build(
         ProviderName::Gemini => std::sync::Arc::new(Driver::<gemini::Gemini>::new(client, config)?),
     })
 }
+
+/// Runs one of `name`'s parsers over arbitrary bytes, as the fuzz targets do: the first byte
+/// picks the answer, stream or error parser, the rest is what the provider sent.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn exercise(name: ProviderName, data: &[u8]) {
+    match name {
+        ProviderName::Openai => exercise_adapter::<openai::OpenAi>(data),
+        ProviderName::Anthropic => exercise_adapter::<anthropic::Anthropic>(data),
+        ProviderName::Gemini => exercise_adapter::<gemini::Gemini>(data),
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+fn exercise_adapter<A: Adapter>(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    match selector % 3 {
+        0 => drop(A::parse_response(body)),
+        1 => {
+            let mut decoder = crate::sse::SseDecoder::new();
+            let mut events = decoder.push(body);
+            events.extend(decoder.finish());
+            let mut state = A::StreamState::default();
+            for event in &events {
+                if !matches!(A::parse_stream_event(event, &mut state), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+        _ => drop(A::parse_error(400 + u16::from(selector % 200), body)),
+    }
+}

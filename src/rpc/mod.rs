@@ -437,3 +437,36 @@ fn plain_response(status: StatusCode, text: &'static str) -> HttpResponse {
     *response.status_mut() = status;
     response
 }
+/// Reads a message as the port and the methods do, up to the call, for the fuzz targets: the
+/// bytes before the first newline are a `traceparent` header, the rest the body.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn exercise(data: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    let (header, body) = match memchr::memchr(b'\n', data) {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (&[][..], data),
+    };
+    let traceparent = std::str::from_utf8(header)
+        .ok()
+        .and_then(TraceParent::parse);
+    let batch = is_batch(body);
+    if batch {
+        drop(batch_too_long(body, 64));
+        drop(stream_in_http_batch(body));
+    }
+    let body = envelope::hoist_a2a_context(body).unwrap_or_else(|| body.to_vec());
+    drop(sse::stream_call(&body));
+    let requests: Vec<Request<'_>> = if batch {
+        serde_json::from_slice(&body).unwrap_or_default()
+    } else {
+        serde_json::from_slice(&body).into_iter().collect()
+    };
+    for request in requests {
+        let raw = request.params.map(serde_json::value::RawValue::get);
+        drop(crate::params::parse(raw, traceparent.as_ref()));
+    }
+}
