@@ -5,6 +5,7 @@
 //! answers, and always when `CI=true`. Asked to run, they fail when no server answers.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use llmrpc::ledger::{
@@ -183,11 +184,8 @@ fn old() -> CallRecord {
 
 /// Every fixture, written out of order so that `trace` has to sort.
 async fn insert_fixtures(store: &dyn Store) {
-    store.insert(vec![retried(), failure()]).await.unwrap();
-    store
-        .insert(vec![success(), old(), unrouted()])
-        .await
-        .unwrap();
+    store.insert(&[retried(), failure()]).await.unwrap();
+    store.insert(&[success(), old(), unrouted()]).await.unwrap();
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -236,7 +234,7 @@ async fn usage_sums_calls_within_the_window(store: Arc<dyn Store>) {
         finished_at: T0 + HOUR + 1,
         ..success()
     };
-    store.insert(vec![late]).await.unwrap();
+    store.insert(&[late]).await.unwrap();
     let openai_cost = success().cost_usd + retried().cost_usd;
     assert!(openai_cost > 0.0);
     let row =
@@ -401,7 +399,7 @@ async fn retention_prunes_old_calls(store: Arc<dyn Store>) {
         finished_at: now - 2 * HOUR,
         ..success()
     };
-    store.insert(vec![recent, expired]).await.unwrap();
+    store.insert(&[recent, expired]).await.unwrap();
     let _ledger = Ledger::start(Arc::clone(&store), 16, Some(Duration::from_secs(3600)));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !store.trace("expired").await.unwrap().is_empty() {
@@ -538,7 +536,7 @@ async fn sqlite_creates_its_file_and_directory_in_wal_mode_and_keeps_them() {
     assert!(!path.exists());
     let store = ledger::open(&url).await.unwrap();
     assert!(path.exists());
-    store.insert(vec![success()]).await.unwrap();
+    store.insert(&[success()]).await.unwrap();
     assert!(path.with_extension("db-wal").exists(), "not in WAL mode");
     drop(store);
 
@@ -550,21 +548,57 @@ async fn sqlite_creates_its_file_and_directory_in_wal_mode_and_keeps_them() {
 #[tokio::test]
 async fn sqlite_in_memory_keeps_its_data_across_calls() {
     let store = ledger::open("sqlite::memory:").await.unwrap();
-    store.insert(vec![failure()]).await.unwrap();
+    store.insert(&[failure()]).await.unwrap();
     assert_eq!(store.trace("trace-b").await.unwrap(), vec![failure()]);
 }
 
-/// A database that refuses every write, as one that is down or full would.
-struct Refusing;
+/// A database that is up, down (its writes fail as an unreachable one's do) or refusing what it
+/// is sent (as it would a row it cannot take), and keeps what it took.
+#[derive(Default)]
+struct Switchable {
+    down: std::sync::atomic::AtomicBool,
+    refusing: std::sync::atomic::AtomicBool,
+    tries: std::sync::atomic::AtomicUsize,
+    rows: std::sync::Mutex<Vec<CallRecord>>,
+}
+
+impl Switchable {
+    fn down() -> Arc<Self> {
+        let store = Self::default();
+        store.down.store(true, Ordering::SeqCst);
+        Arc::new(store)
+    }
+
+    fn refusing() -> Arc<Self> {
+        let store = Self::default();
+        store.refusing.store(true, Ordering::SeqCst);
+        Arc::new(store)
+    }
+
+    fn rows(&self) -> usize {
+        self.rows.lock().unwrap().len()
+    }
+}
 
 #[async_trait::async_trait]
-impl Store for Refusing {
+impl Store for Switchable {
     async fn migrate(&self) -> Result<(), LedgerError> {
         Ok(())
     }
 
-    async fn insert(&self, _: Vec<CallRecord>) -> Result<(), LedgerError> {
-        Err(LedgerError::Database(sqlx::Error::PoolTimedOut))
+    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
+        self.tries.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            let lost = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            return Err(LedgerError::Database(sqlx::Error::Io(lost)));
+        }
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(LedgerError::Database(sqlx::Error::ColumnNotFound(
+                "x".into(),
+            )));
+        }
+        self.rows.lock().unwrap().extend_from_slice(records);
+        Ok(())
     }
 
     async fn trace(&self, _: &str) -> Result<Vec<CallRecord>, LedgerError> {
@@ -590,11 +624,11 @@ impl Store for Refusing {
     }
 }
 
-/// Records of a batch the database refused are counted as failed (not as dropped: they were
-/// accepted), every one of them, and recording goes on.
+/// Records of a batch the database refused for what it holds are counted as failed (not as
+/// dropped: they were accepted), every one of them, and recording goes on.
 #[tokio::test]
 async fn records_of_a_refused_batch_are_counted_as_failed() {
-    let ledger = Ledger::start(Arc::new(Refusing), 16, None);
+    let ledger = Ledger::start(Switchable::refusing(), 16, None);
     for _ in 0..3 {
         assert!(ledger.record(success()));
     }
@@ -610,16 +644,83 @@ async fn records_of_a_refused_batch_are_counted_as_failed() {
 /// rather than at its next batch: on a paused clock, no time passes.
 #[tokio::test(start_paused = true)]
 async fn a_flush_does_not_wait_for_the_next_batch() {
-    let ledger = Ledger::start(Arc::new(Refusing), 16, None);
+    let store = Arc::new(Switchable::default());
+    let ledger = Ledger::start(store.clone(), 16, None);
     // The writer's first batch is due at once; the next one is a whole interval away.
-    let _ = ledger.flush().await;
+    ledger.flush().await.unwrap();
     assert!(ledger.record(success()));
     let start = tokio::time::Instant::now();
-    let _ = ledger.flush().await;
+    ledger.flush().await.unwrap();
     assert_eq!(
         start.elapsed(),
         Duration::ZERO,
         "the flush waited for the timer"
     );
-    assert_eq!(ledger.failed(), 1, "the record was written by the flush");
+    assert_eq!(store.rows(), 1, "the record was written by the flush");
+}
+
+/// The database going away loses nothing it can be given back: the writer holds the records,
+/// answers flushes at once with the outage (so `ops.trace` does not hang on it), tries again
+/// with a pause, and writes everything once the database is back.
+#[tokio::test(start_paused = true)]
+async fn records_wait_out_an_outage_and_are_written_when_the_database_is_back() {
+    let store = Switchable::down();
+    let ledger = Ledger::start(store.clone(), 100, None);
+    for _ in 0..30 {
+        assert!(ledger.record(success()));
+    }
+    let start = tokio::time::Instant::now();
+    let err = ledger.flush().await.unwrap_err();
+    assert!(matches!(err, LedgerError::Database(_)), "{err}");
+    let err = ledger.flush().await.unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Unavailable { held: 30, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "a flush waited for the outage"
+    );
+    assert_eq!(
+        store.tries.load(Ordering::SeqCst),
+        1,
+        "tried again before the pause"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tries = store.tries.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&tries),
+        "{tries} tries in 3 s: the pause does not grow"
+    );
+    for _ in 0..20 {
+        assert!(ledger.record(success()));
+    }
+    store.down.store(false, Ordering::SeqCst);
+    // The longest pause is 5 s: by then the writer has tried again and written all it held.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(store.rows(), 50);
+    assert_eq!((ledger.failed(), ledger.dropped()), (0, 0));
+    ledger.flush().await.unwrap();
+}
+
+/// An outage longer than the queue is deep: the writer holds as many records as the queue's
+/// capacity, and every record beyond is dropped and counted; none is lost uncounted.
+#[tokio::test(start_paused = true)]
+async fn an_outage_beyond_the_capacity_drops_and_counts_the_rest() {
+    let store = Switchable::down();
+    let ledger = Ledger::start(store.clone(), 10, None);
+    for _ in 0..100 {
+        ledger.record(success());
+        // The writer's turn: it takes what queued at its next batch.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    ledger.flush().await.unwrap();
+    let written = store.rows() as u64;
+    assert_eq!(written, 10, "the first 10 held through the outage");
+    assert_eq!(ledger.dropped(), 90);
+    assert_eq!(ledger.failed(), 0);
 }

@@ -9,10 +9,10 @@ mod common;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::Connection;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use common::pg::PgDb;
 use common::{Service, completion_body, received};
 
 /// 1 USD per token, so that a call of 9 + 3 tokens costs 12 USD.
@@ -21,57 +21,6 @@ const PRICES: &str = r#"
 input = 1000000.0
 output = 1000000.0
 "#;
-
-/// A database of its own on the test server, dropped with this.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn new() -> Self {
-        let admin_url = std::env::var("LLMRPC_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("no PostgreSQL at {admin_url}: {e}"));
-        let name = format!("llmrpc_replicas_{:032x}", fastrand::u128(..));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let (server, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{server}/{name}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (admin_url, sql) = (
-            self.admin_url.clone(),
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                sqlx::query(&sql).execute(&mut admin).await?;
-                admin.close().await
-            })
-        })
-        .join();
-    }
-}
 
 /// Two replicas on one database and one Redis, an admin key, and the upstream they share.
 struct Pair {

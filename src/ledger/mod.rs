@@ -1,12 +1,14 @@
 //! The call ledger: one record per call, for `ops.trace` and `ops.usage`. Calls hand their record
 //! to [`Ledger::record`], which never waits: a writer task batches records into the [`Store`],
-//! and when it falls behind records are dropped and counted rather than slowing calls down.
+//! and when it falls behind records are dropped and counted rather than slowing calls down; when
+//! the database goes away they are held for it, within the same bound (see `writer.rs`).
 //! SQLite by default, PostgreSQL when the URL says so; both behind one [`Store`] trait.
 
 pub mod accounts;
 pub mod postgres;
 pub mod pricing;
 pub mod sqlite;
+mod writer;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,23 +22,14 @@ use serde_json::Value;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::{Interval, MissedTickBehavior};
 
 pub use pricing::{Price, Prices};
+use writer::Writer;
 
 use crate::types::Usage;
 
 /// Where the ledger lives when `LLMRPC_DATABASE_URL` is not set: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://llmrpc.db";
-
-/// Records written in one transaction at most.
-const MAX_BATCH: usize = 8192;
-/// How long a record may wait for its batch to fill. Rows of one batch that land on the same
-/// index page are written together, so at high rates longer batches cost less per row. A
-/// [`Ledger::flush`] (which reads do first) wakes the writer instead of waiting for the batch.
-const BATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// Pruning runs at start, then this often at most (or every `retention`, when shorter).
-const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// One request sent upstream for a call: retries and fallbacks make several.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,6 +144,9 @@ pub enum LedgerError {
     Json(#[from] serde_json::Error),
     #[error("the ledger writer has stopped")]
     Closed,
+    /// An outage is under way: the writer holds the records until the database is back.
+    #[error("the ledger database is unavailable ({held} records held for it): {reason}")]
+    Unavailable { held: usize, reason: String },
     #[error("ledger data: {0}")]
     Corrupt(String),
 }
@@ -162,7 +158,7 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<(), LedgerError>;
 
     /// Writes `records` in one transaction.
-    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError>;
+    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError>;
 
     /// Every call of `trace_id`, oldest first.
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError>;
@@ -222,23 +218,28 @@ impl Ledger {
     /// Spawns the writer on the current Tokio runtime. `capacity` is how many records may wait
     /// for it; with `retention`, older rows are pruned at start and periodically.
     pub fn start(store: Arc<dyn Store>, capacity: usize, retention: Option<Duration>) -> Self {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (sender, receiver) = mpsc::channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let flush_requested = Arc::new(Notify::new());
         let writer = Writer {
             store: Arc::clone(&store),
             receiver,
             flush_requested: Arc::clone(&flush_requested),
-            batch: Vec::new(),
+            held: Vec::new(),
+            capacity,
+            dropped: Arc::clone(&dropped),
             failed: Arc::clone(&failed),
             retention,
+            outage: None,
         };
         tokio::spawn(writer.run());
         Self {
             store,
             sender,
             flush_requested,
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped,
             failed,
         }
     }
@@ -256,7 +257,8 @@ impl Ledger {
         }
     }
 
-    /// Records dropped because the writer was behind (or gone).
+    /// Records dropped because the writer was behind (or gone), or held all it may during an
+    /// outage of the database.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -307,101 +309,6 @@ impl Ledger {
     /// ended may not be there yet.
     pub async fn task(&self, task_id: &str) -> Result<Option<CallRecord>, LedgerError> {
         self.store.task(task_id).await
-    }
-}
-
-struct Writer {
-    store: Arc<dyn Store>,
-    receiver: mpsc::Receiver<Message>,
-    flush_requested: Arc<Notify>,
-    batch: Vec<CallRecord>,
-    failed: Arc<AtomicU64>,
-    retention: Option<Duration>,
-}
-
-impl Writer {
-    async fn run(mut self) {
-        let mut flush = tokio::time::interval(BATCH_INTERVAL);
-        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut prune = self.retention.map(|retention| {
-            let every = retention.clamp(Duration::from_secs(1), MAX_PRUNE_INTERVAL);
-            let mut prune = tokio::time::interval(every);
-            prune.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            prune
-        });
-        loop {
-            tokio::select! {
-                _ = flush.tick() => {}
-                () = self.flush_requested.notified() => {}
-                _ = tick(&mut prune) => {
-                    self.prune().await;
-                    continue;
-                }
-            }
-            // What queued since the last tick is taken in one go: waiting on the queue instead
-            // would wake this task once per call, which costs the calls more than the writes.
-            loop {
-                match self.receiver.try_recv() {
-                    Ok(Message::Record(record)) => {
-                        self.batch.push(*record);
-                        if self.batch.len() >= MAX_BATCH {
-                            let _ = self.write().await;
-                        }
-                    }
-                    Ok(Message::Flush(done)) => {
-                        let _ = done.send(self.write().await);
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        let _ = self.write().await;
-                        return;
-                    }
-                }
-            }
-            let _ = self.write().await;
-        }
-    }
-
-    /// Writes the pending batch; a failed batch is logged, counted and given up, so that a
-    /// database outage cannot make records pile up without bound.
-    async fn write(&mut self) -> Result<(), LedgerError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let records = self.batch.len();
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(records));
-        let result = self.store.insert(batch).await;
-        if let Err(err) = &result {
-            self.failed.fetch_add(records as u64, Ordering::Relaxed);
-            tracing::warn!(records, "ledger write failed, records lost: {err}");
-        }
-        result
-    }
-
-    async fn prune(&self) {
-        let Some(retention) = self.retention else {
-            return;
-        };
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match self
-            .store
-            .prune(now_ms().saturating_sub(retention_ms))
-            .await
-        {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, "ledger pruned calls past retention"),
-            Err(err) => tracing::warn!("ledger pruning failed: {err}"),
-        }
-    }
-}
-
-/// The next tick of an optional interval; never, without one.
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

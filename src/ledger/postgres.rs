@@ -69,19 +69,19 @@ impl PostgresStore {
 /// A batch turned into one array per column, so that the whole batch is one statement: one
 /// round trip, whatever its size.
 #[derive(Default)]
-struct Columns {
-    trace_id: Vec<String>,
-    span_id: Vec<String>,
-    source_agent: Vec<Option<String>>,
-    target_agent: Vec<Option<String>>,
-    session_id: Vec<Option<String>>,
-    conversation_id: Vec<Option<String>>,
-    method: Vec<String>,
-    requested_model: Vec<String>,
-    provider: Vec<Option<String>>,
-    model: Vec<Option<String>>,
-    status: Vec<String>,
-    error_message: Vec<Option<String>>,
+struct Columns<'a> {
+    trace_id: Vec<&'a str>,
+    span_id: Vec<&'a str>,
+    source_agent: Vec<Option<&'a str>>,
+    target_agent: Vec<Option<&'a str>>,
+    session_id: Vec<Option<&'a str>>,
+    conversation_id: Vec<Option<&'a str>>,
+    method: Vec<&'a str>,
+    requested_model: Vec<&'a str>,
+    provider: Vec<Option<&'a str>>,
+    model: Vec<Option<&'a str>>,
+    status: Vec<&'a str>,
+    error_message: Vec<Option<&'a str>>,
     attempts: Vec<String>,
     latency_ms: Vec<i64>,
     ttft_ms: Vec<Option<i64>>,
@@ -93,25 +93,25 @@ struct Columns {
     metadata: Vec<Option<String>>,
     started_at: Vec<i64>,
     finished_at: Vec<i64>,
-    team_id: Vec<Option<String>>,
-    key_prefix: Vec<Option<String>>,
-    task_id: Vec<Option<String>>,
+    team_id: Vec<Option<&'a str>>,
+    key_prefix: Vec<Option<&'a str>>,
+    task_id: Vec<Option<&'a str>>,
 }
 
-impl Columns {
-    fn push(&mut self, r: CallRecord) -> Result<(), LedgerError> {
-        self.trace_id.push(r.trace_id);
-        self.span_id.push(r.span_id);
-        self.source_agent.push(r.source_agent);
-        self.target_agent.push(r.target_agent);
-        self.session_id.push(r.session_id);
-        self.conversation_id.push(r.conversation_id);
-        self.method.push(r.method);
-        self.requested_model.push(r.requested_model);
-        self.provider.push(r.provider);
-        self.model.push(r.model);
-        self.status.push(r.status);
-        self.error_message.push(r.error_message);
+impl<'a> Columns<'a> {
+    fn push(&mut self, r: &'a CallRecord) -> Result<(), LedgerError> {
+        self.trace_id.push(&r.trace_id);
+        self.span_id.push(&r.span_id);
+        self.source_agent.push(r.source_agent.as_deref());
+        self.target_agent.push(r.target_agent.as_deref());
+        self.session_id.push(r.session_id.as_deref());
+        self.conversation_id.push(r.conversation_id.as_deref());
+        self.method.push(&r.method);
+        self.requested_model.push(&r.requested_model);
+        self.provider.push(r.provider.as_deref());
+        self.model.push(r.model.as_deref());
+        self.status.push(&r.status);
+        self.error_message.push(r.error_message.as_deref());
         self.attempts.push(attempts_to_json(&r.attempts)?);
         self.latency_ms.push(signed(r.latency_ms));
         self.ttft_ms.push(r.ttft_ms.map(signed));
@@ -124,9 +124,9 @@ impl Columns {
         self.metadata.push(metadata_to_json(r.metadata.as_ref())?);
         self.started_at.push(r.started_at);
         self.finished_at.push(r.finished_at);
-        self.team_id.push(r.team_id);
-        self.key_prefix.push(r.key_prefix);
-        self.task_id.push(r.task_id);
+        self.team_id.push(r.team_id.as_deref());
+        self.key_prefix.push(r.key_prefix.as_deref());
+        self.task_id.push(r.task_id.as_deref());
         Ok(())
     }
 }
@@ -138,7 +138,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError> {
+    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }

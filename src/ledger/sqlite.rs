@@ -247,14 +247,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert(&self, records: Vec<CallRecord>) -> Result<(), LedgerError> {
+    async fn insert(&self, records: &[CallRecord]) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }
         // Full chunks reuse one SQL text, prepared once per connection; the last, shorter one
         // is prepared for itself and not kept, lest every length seen fill the statement cache.
         let mut tx = self.pool.begin().await?;
-        let mut rows = records.into_iter();
+        let mut rows = records.iter();
         loop {
             let chunk = rows.len().min(ROWS_PER_INSERT);
             if chunk == 0 {
@@ -271,24 +271,25 @@ impl Store for SqliteStore {
             let mut arguments = SqliteArguments::default();
             arguments.reserve(chunk * insert_column_count(), 0);
             let mut insert = sqlx::query_with(sql, arguments).persistent(full);
-            // Bound by value: the strings move into the statement instead of being copied.
+            // Bound by reference: the strings are not copied, and a batch the database could
+            // not take now stays whole for the next try.
             for r in rows.by_ref().take(chunk) {
                 let key = trace_key(&r.trace_id);
                 insert = insert
                     .bind(attempts_to_json(&r.attempts)?)
                     .bind(metadata_to_json(r.metadata.as_ref())?)
-                    .bind(r.trace_id)
-                    .bind(r.span_id)
-                    .bind(r.source_agent)
-                    .bind(r.target_agent)
-                    .bind(r.session_id)
-                    .bind(r.conversation_id)
-                    .bind(r.method)
-                    .bind(r.requested_model)
-                    .bind(r.provider)
-                    .bind(r.model)
-                    .bind(r.status)
-                    .bind(r.error_message)
+                    .bind(r.trace_id.as_str())
+                    .bind(r.span_id.as_str())
+                    .bind(r.source_agent.as_deref())
+                    .bind(r.target_agent.as_deref())
+                    .bind(r.session_id.as_deref())
+                    .bind(r.conversation_id.as_deref())
+                    .bind(r.method.as_str())
+                    .bind(r.requested_model.as_str())
+                    .bind(r.provider.as_deref())
+                    .bind(r.model.as_deref())
+                    .bind(r.status.as_str())
+                    .bind(r.error_message.as_deref())
                     .bind(signed(r.latency_ms))
                     .bind(r.ttft_ms.map(signed))
                     .bind(signed(r.usage.prompt_tokens))
@@ -298,9 +299,9 @@ impl Store for SqliteStore {
                     .bind(i64::from(r.tool_calls))
                     .bind(r.started_at)
                     .bind(r.finished_at)
-                    .bind(r.team_id)
-                    .bind(r.key_prefix)
-                    .bind(r.task_id)
+                    .bind(r.team_id.as_deref())
+                    .bind(r.key_prefix.as_deref())
+                    .bind(r.task_id.as_deref())
                     .bind(key);
             }
             insert.execute(&mut *tx).await?;
@@ -523,7 +524,7 @@ mod tests {
             tool_calls: 3,
             ..call("new", 3)
         };
-        store.insert(vec![asked.clone()]).await.unwrap();
+        store.insert(std::slice::from_ref(&asked)).await.unwrap();
         assert_eq!(store.trace("new").await.unwrap(), [asked]);
     }
 
@@ -531,7 +532,7 @@ mod tests {
     async fn traces_whose_keys_collide_stay_apart() {
         let store = memory_store().await;
         store.migrate().await.unwrap();
-        store.insert(vec![call("mine", 1)]).await.unwrap();
+        store.insert(&[call("mine", 1)]).await.unwrap();
         // Another trace id under the same key, as a hash collision would store it.
         sqlx::query(
             "INSERT INTO calls (trace_id, span_id, method, requested_model, status, latency_ms, \
@@ -553,10 +554,10 @@ mod tests {
         // Three ranges of ids and a bit; the trace's calls are in the first, second and last.
         let last = 3 * 4096 + 10;
         let mine = [1, 5000, last];
-        let records = (1..=last)
+        let records: Vec<_> = (1..=last)
             .map(|i| call(if mine.contains(&i) { "mine" } else { "other" }, i))
             .collect();
-        store.insert(records).await.unwrap();
+        store.insert(&records).await.unwrap();
         let started =
             |calls: Vec<CallRecord>| calls.iter().map(|r| r.started_at).collect::<Vec<_>>();
         assert_eq!(started(store.trace("mine").await.unwrap()), mine);
@@ -597,7 +598,7 @@ mod tests {
         let mut batch: Vec<_> = (0..300).map(|i| call("accepted", i)).collect();
         batch[280] = call("refused", 280);
 
-        assert!(store.insert(batch).await.is_err());
+        assert!(store.insert(&batch).await.is_err());
         assert_eq!(store.trace("accepted").await.unwrap().len(), 0);
     }
 
@@ -605,7 +606,7 @@ mod tests {
     async fn a_gap_in_the_ids_costs_a_lookup_nothing() {
         let store = memory_store().await;
         store.migrate().await.unwrap();
-        store.insert(vec![call("mine", 1)]).await.unwrap();
+        store.insert(&[call("mine", 1)]).await.unwrap();
         // A row 2^40 ids later: walking every range in between would take hours.
         sqlx::query(
             "INSERT INTO calls (id, trace_id, span_id, method, requested_model, status, \
