@@ -123,6 +123,71 @@ impl SqliteStore {
         })
     }
 
+    /// One batch in one transaction on `conn`. Full chunks reuse one SQL text, prepared once per
+    /// connection; the last, shorter one is prepared for itself and not kept, lest every length
+    /// seen fill the statement cache.
+    async fn insert_on(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        records: &[CallRecord],
+    ) -> Result<(), LedgerError> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        let mut rows = records.iter();
+        loop {
+            let chunk = rows.len().min(ROWS_PER_INSERT);
+            if chunk == 0 {
+                break;
+            }
+            let partial;
+            let full = chunk == ROWS_PER_INSERT;
+            let sql = if full {
+                &self.insert_full_chunk
+            } else {
+                partial = insert_sql(chunk);
+                &partial
+            };
+            let mut arguments = SqliteArguments::default();
+            arguments.reserve(chunk * insert_column_count(), 0);
+            let mut insert = sqlx::query_with(sql, arguments).persistent(full);
+            // Bound by reference: the strings are not copied, and a batch the database could
+            // not take now stays whole for the next try.
+            for r in rows.by_ref().take(chunk) {
+                let key = trace_key(&r.trace_id);
+                insert = insert
+                    .bind(attempts_to_json(&r.attempts)?)
+                    .bind(metadata_to_json(r.metadata.as_ref())?)
+                    .bind(r.trace_id.as_str())
+                    .bind(r.span_id.as_str())
+                    .bind(r.source_agent.as_deref())
+                    .bind(r.target_agent.as_deref())
+                    .bind(r.session_id.as_deref())
+                    .bind(r.conversation_id.as_deref())
+                    .bind(r.method.as_str())
+                    .bind(r.requested_model.as_str())
+                    .bind(r.provider.as_deref())
+                    .bind(r.model.as_deref())
+                    .bind(r.status.as_str())
+                    .bind(r.error_message.as_deref())
+                    .bind(signed(r.latency_ms))
+                    .bind(r.ttft_ms.map(signed))
+                    .bind(signed(r.usage.prompt_tokens))
+                    .bind(signed(r.usage.completion_tokens))
+                    .bind(signed(r.usage.total_tokens))
+                    .bind(r.cost_usd)
+                    .bind(i64::from(r.tool_calls))
+                    .bind(r.started_at)
+                    .bind(r.finished_at)
+                    .bind(r.team_id.as_deref())
+                    .bind(r.key_prefix.as_deref())
+                    .bind(r.task_id.as_deref())
+                    .bind(key);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Gives rows written before migration 2 their `trace_key`, a chunk per transaction. The
     /// keys go through a temporary table, many per statement, and into `calls` with one UPDATE
     /// per chunk: a statement per row would be a round trip to the connection's thread each.
@@ -251,63 +316,15 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        // Full chunks reuse one SQL text, prepared once per connection; the last, shorter one
-        // is prepared for itself and not kept, lest every length seen fill the statement cache.
-        let mut tx = self.pool.begin().await?;
-        let mut rows = records.iter();
-        loop {
-            let chunk = rows.len().min(ROWS_PER_INSERT);
-            if chunk == 0 {
-                break;
-            }
-            let partial;
-            let full = chunk == ROWS_PER_INSERT;
-            let sql = if full {
-                &self.insert_full_chunk
-            } else {
-                partial = insert_sql(chunk);
-                &partial
-            };
-            let mut arguments = SqliteArguments::default();
-            arguments.reserve(chunk * insert_column_count(), 0);
-            let mut insert = sqlx::query_with(sql, arguments).persistent(full);
-            // Bound by reference: the strings are not copied, and a batch the database could
-            // not take now stays whole for the next try.
-            for r in rows.by_ref().take(chunk) {
-                let key = trace_key(&r.trace_id);
-                insert = insert
-                    .bind(attempts_to_json(&r.attempts)?)
-                    .bind(metadata_to_json(r.metadata.as_ref())?)
-                    .bind(r.trace_id.as_str())
-                    .bind(r.span_id.as_str())
-                    .bind(r.source_agent.as_deref())
-                    .bind(r.target_agent.as_deref())
-                    .bind(r.session_id.as_deref())
-                    .bind(r.conversation_id.as_deref())
-                    .bind(r.method.as_str())
-                    .bind(r.requested_model.as_str())
-                    .bind(r.provider.as_deref())
-                    .bind(r.model.as_deref())
-                    .bind(r.status.as_str())
-                    .bind(r.error_message.as_deref())
-                    .bind(signed(r.latency_ms))
-                    .bind(r.ttft_ms.map(signed))
-                    .bind(signed(r.usage.prompt_tokens))
-                    .bind(signed(r.usage.completion_tokens))
-                    .bind(signed(r.usage.total_tokens))
-                    .bind(r.cost_usd)
-                    .bind(i64::from(r.tool_calls))
-                    .bind(r.started_at)
-                    .bind(r.finished_at)
-                    .bind(r.team_id.as_deref())
-                    .bind(r.key_prefix.as_deref())
-                    .bind(r.task_id.as_deref())
-                    .bind(key);
-            }
-            insert.execute(&mut *tx).await?;
+        let mut conn = self.pool.acquire().await?;
+        let written = self.insert_on(&mut conn, records).await;
+        if written.is_err() {
+            // A COMMIT that fails (a full disk) leaves SQLite's transaction open, and sqlx
+            // would nest every later one inside it on this connection: writes that answer Ok
+            // and are never committed. The connection is closed instead of going back.
+            conn.close_on_drop();
         }
-        tx.commit().await?;
-        Ok(())
+        written
     }
 
     async fn trace(&self, trace_id: &str) -> Result<Vec<CallRecord>, LedgerError> {
