@@ -37,4 +37,4 @@ print(f"{callers} callers, upstream 2 s: {ok} calls answered in {r['seconds']:.0
       f"answered latency p50 {l['p50']:.0f} ms, p99 {l['p99']:.0f} ms, max {l['max']:.0f} ms; "
       f"service peak RSS {hwm/1024:.0f} MiB")
 PY
-done
+done | tee "$OUT/inflight.txt"

@@ -174,6 +174,9 @@ w("target/release/llmrpc bench --openai-url http://127.0.0.1:9300/v1 --concurren
 w("python3 bench/sqlite_floor.py  # SQLite's own CPU per ledger row on this machine, without llmrpc")
 w("bench/openai_compat.sh         # the OpenAI-compatible surface beside the JSON-RPC path")
 w("bench/auth.sh                  # caller keys: anonymous, a team without credits, a team with credits")
+w("MODE=mixed bench/soak.sh       # 30 minutes of every kind of call, failing upstreams included")
+w("bench/faults.sh                # PostgreSQL stopped, SQLite read-only, disk full, OTLP down (root)")
+w("bench/inflight.sh              # 1,000 calls in flight against a slow upstream, then 1,500")
 w("```")
 compat = os.path.join(out, "openai-compat", "table.md")
 if os.path.exists(compat):
@@ -196,6 +199,32 @@ if os.path.exists(auth):
       "in SQLite before each call, settled after); each twice, in rotating order.")
     w("")
     w(open(auth).read().rstrip())
+hardening = [
+    ("soak_mixed.txt", "Mixed soak", "`MODE=mixed bench/soak.sh` (not run by bench/run.sh): at a "
+     "steady rate for 30 minutes, per ten calls three completions, two SSE streams read to the end, "
+     "one SSE stream closed by the caller after its first chunk, one WebSocket stream cancelled "
+     "after its first chunk, one upstream answering 503 until the retries run out, one that never "
+     "answers (1.5 s deadline), one stream of garbage (bench/soak_mixed.py). Memory and open files "
+     "sampled every 10 s; flat means the median of the last fifth within 10 % of the first "
+     "fifth's (the open files move with the calls in flight at the moment of each sample)."),
+    ("inflight.txt", "1,000 calls in flight", "`bench/inflight.sh` (not run by bench/run.sh): "
+     "closed loop, every upstream answer 2 s late, ledger off, the default `max_in_flight` of "
+     "1,024."),
+    ("faults.txt", "Faults", "`bench/faults.sh` (not run by bench/run.sh; needs root): 100 calls/s "
+     "of `llm.complete` while what the service stands on fails (see proto-docs/operations.md, "
+     "\"How records are written\"). Rows include the load generator's one check call."),
+]
+for name, title, intro in hardening:
+    text = read(name)
+    if text:
+        w("")
+        w(f"## {title}")
+        w("")
+        w(intro)
+        w("")
+        w("```text")
+        w(text)
+        w("```")
 print("\n".join(lines))
 extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
 if os.path.exists(extra):
