@@ -72,7 +72,7 @@ fuzz:
 	set -e; for t in $(FUZZ_TARGETS); do \
 		$(FUZZ) run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 			-timeout=10 -rss_limit_mb=2048; \
-		$(FUZZ) cmin $(FUZZ_FLAGS) $$t; \
+		$(FUZZ) cmin $(FUZZ_FLAGS) $$t -- -set_cover_merge=1; \
 	done
 
 lint:
