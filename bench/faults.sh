@@ -69,7 +69,7 @@ for line in open(sys.argv[1]):
     if str(fields.get("message", "")).startswith("ledger database back"):
         print(fields.get("seconds")); break' "$WORK/service.log")
   echo "$name: $requests calls, $errors errors; ledger $rows rows, $dropped dropped, $failed failed;" \
-    "outage logged: $([[ $held -gt 0 ]] && echo yes || echo no), back after ${back:-?} s;" \
+    "$([[ $held -gt 0 ]] && echo "outage logged, back after ${back:-?} s" || echo "no outage logged");" \
     "stopped in $((SECONDS - stopped)) s" | tee -a "$OUT/faults.txt"
 }
 

@@ -32,14 +32,7 @@ async fn complete(service: &Service, i: usize) -> String {
 
 /// Reads one counter off `/metrics`.
 async fn metric(service: &Service, name: &str) -> f64 {
-    let text = common::http_client()
-        .get(format!("{}/metrics", service.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = service.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))

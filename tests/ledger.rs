@@ -4,6 +4,8 @@
 //! `make test` runs them (`--ignored postgres::`) when the server of `LLMRPC_TEST_POSTGRES_URL`
 //! answers, and always when `CI=true`. Asked to run, they fail when no server answers.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,7 +15,8 @@ use llmrpc::ledger::{
 };
 use llmrpc::types::Usage;
 use serde_json::json;
-use sqlx::Connection;
+
+use common::pg::PgDb;
 
 /// 2026-11-21T10:00:00Z.
 const T0: i64 = 1_795_255_200_000;
@@ -427,70 +430,17 @@ impl SqliteDb {
     }
 }
 
-/// A PostgreSQL database of its own, dropped with this.
-struct PgDb {
+/// A PostgreSQL database of its own, dropped with this, and the store on it.
+struct PgStore {
     store: Arc<dyn Store>,
-    admin_url: String,
-    name: String,
+    _db: PgDb,
 }
 
-impl PgDb {
-    /// Panics when no server answers: the test was asked to run (it is ignored otherwise).
+impl PgStore {
     async fn new() -> Self {
-        let admin_url = std::env::var("LLMRPC_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let connected = tokio::time::timeout(
-            Duration::from_secs(5),
-            sqlx::PgConnection::connect(&admin_url),
-        )
-        .await;
-        let mut admin = match connected {
-            Ok(Ok(conn)) => conn,
-            failed => {
-                let why = match failed {
-                    Ok(Err(err)) => err.to_string(),
-                    _ => "timed out".into(),
-                };
-                panic!("no PostgreSQL at {admin_url} (set LLMRPC_TEST_POSTGRES_URL): {why}");
-            }
-        };
-        let name = format!("llmrpc_test_{:032x}", fastrand::u128(..));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let (server, _) = admin_url.rsplit_once('/').unwrap();
-        let store = ledger::open(&format!("{server}/{name}")).await.unwrap();
-        Self {
-            store,
-            admin_url,
-            name,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    /// Drops the database even when the test failed; on a thread of its own, because this
-    /// runs inside the test's runtime.
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                sqlx::query(&sql).execute(&mut admin).await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
+        let db = PgDb::new().await;
+        let store = ledger::open(&db.url).await.unwrap();
+        Self { store, _db: db }
     }
 }
 
@@ -511,7 +461,7 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 #[ignore = "needs PostgreSQL at LLMRPC_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres); make test runs it when that answers or CI=true"]
                 async fn $scenario() {
-                    let db = super::PgDb::new().await;
+                    let db = super::PgStore::new().await;
                     super::$scenario(std::sync::Arc::clone(&db.store)).await;
                 }
             )*

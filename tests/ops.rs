@@ -202,14 +202,7 @@ async fn a_full_ledger_queue_drops_records_and_never_fails_a_call() {
         answers.iter().all(|a| a["result"]["content"] == "ok"),
         "every call succeeded"
     );
-    let metrics = http_client()
-        .get(format!("{}/metrics", service.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.metrics().await;
     let dropped: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("llm_ledger_dropped_total "))

@@ -77,14 +77,7 @@ async fn transient_failures_are_retried_until_an_answer() {
         );
         assert_eq!(answer["result"]["attempts"], 3, "{provider:?}");
         assert_eq!(received(&upstream).await.len(), 3, "{provider:?}");
-        let metrics = http_client()
-            .get(format!("{}/metrics", service.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = service.metrics().await;
         let retries = format!("llm_retries_total{{provider=\"{}\"}} 2", provider.name());
         assert!(metrics.contains(&retries), "{provider:?}: {metrics}");
     }
@@ -509,14 +502,7 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         ready(&service).await["providers"]["openai"]["circuit"],
         "open"
     );
-    let metrics = http_client()
-        .get(format!("{}/metrics", service.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.metrics().await;
     assert!(
         metrics.contains(r#"llm_circuit_state{provider="openai"} 1"#),
         "{metrics}"

@@ -148,6 +148,18 @@ impl Service {
             .body(request.to_string())
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        http_client()
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Calls one method over HTTP with named params and returns the whole response object.
     pub async fn call(&self, method: &str, params: Value) -> Value {
         self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
