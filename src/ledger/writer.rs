@@ -145,11 +145,11 @@ impl Writer {
             Outage {
                 began: now,
                 retry_at: now,
-                pause: FIRST_RETRY_PAUSE / 2,
+                pause: Duration::ZERO,
                 reason: String::new(),
             }
         });
-        outage.pause = (outage.pause * 2).min(MAX_RETRY_PAUSE);
+        outage.pause = (outage.pause * 2).clamp(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         outage.retry_at = now + outage.pause;
         outage.reason = err.to_string();
     }
