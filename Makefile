@@ -61,8 +61,10 @@ test-live:
 	LLMRPC_LIVE=1 $(CARGO) test --test live -- --test-threads 1
 
 # Each fuzz target of tests/fuzz/ for FUZZ_SECONDS on the nightly toolchain (cargo fuzz needs
-# it; it is not part of `make test`). New inputs join tests/fuzz/corpus/, which is then shrunk to
-# the inputs that add coverage; a crash stops the run and is left in tests/fuzz/artifacts/.
+# it; it is not part of `make test`). The run starts from the committed seeds
+# (tests/fuzz/seeds/<target>/) and grows tests/fuzz/corpus/<target>/, which git ignores and which
+# is then shrunk to the inputs that add coverage; a crash stops the run and is left in
+# tests/fuzz/artifacts/.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := envelope params sse openai anthropic gemini surfaces
 FUZZ := $(CARGO) +nightly fuzz
@@ -70,9 +72,10 @@ FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
 	set -e; for t in $(FUZZ_TARGETS); do \
-		$(FUZZ) run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
-			-timeout=10 -rss_limit_mb=2048; \
-		$(FUZZ) cmin $(FUZZ_FLAGS) $$t -- -set_cover_merge=1; \
+		mkdir -p tests/fuzz/corpus/$$t; \
+		$(FUZZ) run $(FUZZ_FLAGS) $$t tests/fuzz/corpus/$$t tests/fuzz/seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048; \
+		$(FUZZ) cmin $(FUZZ_FLAGS) $$t tests/fuzz/corpus/$$t -- -set_cover_merge=1; \
 	done
 
 lint:

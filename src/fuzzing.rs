@@ -1,7 +1,7 @@
 //! Entry points for the fuzz targets in `tests/fuzz/`: each runs the parsers that face the
 //! network on arbitrary bytes, as the service would on a request or an upstream answer. A target
 //! fails on a panic, a hang or runaway memory; the SSE decoder is also checked against itself.
-//! Built only with the `fuzzing` feature (and in tests, which replay the committed corpus), so
+//! Built only with the `fuzzing` feature (and in tests, which replay the committed seeds), so
 //! the library's surface stays as it is.
 
 use crate::types::ProviderName;
@@ -56,10 +56,11 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// Every input the fuzzers kept, run again: what once passed must still pass.
+    /// Every committed input (the seeds, and each input that once found a bug), run again: what
+    /// once passed must still pass. The corpus a fuzzing run grows is not committed.
     #[test]
-    fn the_committed_corpus_still_passes() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus");
+    fn the_committed_seeds_still_pass() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds");
         type Target = fn(&[u8]);
         let targets: [(&str, Target); 7] = [
             ("envelope", envelope),
@@ -77,7 +78,7 @@ mod tests {
                 run(&std::fs::read(entry.unwrap().path()).unwrap());
                 inputs += 1;
             }
-            assert!(inputs > 0, "the corpus of {target} is empty");
+            assert!(inputs > 0, "the seeds of {target} are missing");
         }
     }
 }
