@@ -107,6 +107,15 @@ pub struct TraceParent {
 }
 
 impl TraceParent {
+    /// The request's `traceparent` header, when it has a valid one; every surface reads the
+    /// caller's trace context this way.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Self::parse)
+    }
+
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
         let (version, trace_id, parent_id, flags) =

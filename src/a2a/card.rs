@@ -6,7 +6,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::{Value, json};
 
-use super::{Agent, PATH};
+use crate::gateway::Gateway;
+
+/// Where the card is served.
+pub const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// Where the JSON-RPC binding is served, as the card advertises it.
+pub const PATH: &str = "/a2a";
 
 /// What a message may carry: text, JSON data, and images.
 const INPUT_MODES: [&str; 6] = [
@@ -18,8 +23,9 @@ const INPUT_MODES: [&str; 6] = [
     "image/gif",
 ];
 
-pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
-    let base = match agent.public_url.as_deref() {
+/// The card, its URLs absolute from `public_url`, else from the request's `Host`.
+pub fn card(gateway: &Gateway, public_url: Option<&str>, headers: &HeaderMap) -> HttpResponse {
+    let base = match public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
             let host = headers
@@ -30,7 +36,7 @@ pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
         }
     };
     let url = format!("{base}{PATH}");
-    let catalog = agent.gateway.models();
+    let catalog = gateway.models();
     let mut aliases: Vec<&str> = catalog
         .models
         .iter()
@@ -72,7 +78,7 @@ pub fn card(agent: &Agent, headers: &HeaderMap) -> HttpResponse {
         "defaultOutputModes": ["text/plain"],
         "skills": skills,
     });
-    if agent.gateway.access().required() {
+    if gateway.access().required() {
         card["securitySchemes"] = json!({"bearer": {"httpAuthSecurityScheme": {
             "scheme": "Bearer", "bearerFormat": "llmrpc caller key",
             "description": "A caller key (llmrpc-…) made with llmrpc admin keys create"}}});

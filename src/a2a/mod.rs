@@ -18,7 +18,7 @@ use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-pub use card::card;
+pub use card::{CARD_PATH, PATH};
 use errors::A2aError;
 use tasks::Tasks;
 use wire::{Dialect, InPart, Method, SendParams, TaskParams, TaskView};
@@ -30,9 +30,6 @@ use crate::gateway::Gateway;
 use crate::ledger::accounts::Role;
 use crate::params;
 use crate::telemetry;
-
-/// Where the JSON-RPC binding is served.
-pub const PATH: &str = "/a2a";
 
 /// Pieces buffered between a task and a slow reader of its stream.
 const BUFFER: usize = 16;
@@ -67,6 +64,11 @@ impl Agent {
         }
     }
 
+    /// The agent card (`GET /.well-known/agent-card.json`).
+    pub fn card(&self, headers: &HeaderMap) -> HttpResponse {
+        card::card(&self.gateway, self.public_url.as_deref(), headers)
+    }
+
     /// `POST /a2a` with its body read.
     pub async fn serve(
         &self,
@@ -74,10 +76,7 @@ impl Agent {
         body: &[u8],
         caller: Option<Arc<Caller>>,
     ) -> HttpResponse {
-        let traceparent = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse);
+        let traceparent = TraceParent::from_headers(headers);
         // Every error answer names a trace (the caller's, else a new one), as the call's do.
         let trace_id = CallContext::new(None, traceparent.as_ref()).trace_id;
         let request = match read(headers, body) {
@@ -92,7 +91,7 @@ impl Agent {
         } = request;
         let caller = match self.gateway.access().recheck(caller.as_ref()) {
             Ok(caller) => caller,
-            Err(err) => return refused(&err, traceparent.as_ref(), &id),
+            Err(err) => return refusal(&err, traceparent.as_ref(), &id),
         };
         let result = match method {
             Method::Send | Method::Stream => match wire::send_params(params) {
@@ -342,9 +341,17 @@ fn answer(id: &Value, result: Result<Value, A2aError>) -> HttpResponse {
     response
 }
 
-/// The answer to request `id` without a valid key: 401 (403 when known but not allowed), with
-/// the A2A error as body.
-pub fn refused(err: &Error, traceparent: Option<&TraceParent>, id: &Value) -> HttpResponse {
+/// The answer to a request on `/a2a` without a valid key: 401 (403 when known but not
+/// allowed), with the A2A error, under the request's id, as body.
+pub fn refused(err: &Error, headers: &HeaderMap, body: Option<&[u8]>) -> HttpResponse {
+    let request: Value = body
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let id = request.get("id").unwrap_or(&Value::Null);
+    refusal(err, TraceParent::from_headers(headers).as_ref(), id)
+}
+
+fn refusal(err: &Error, traceparent: Option<&TraceParent>, id: &Value) -> HttpResponse {
     let ctx = CallContext::new(None, traceparent);
     let mut response = answer(id, Err(A2aError::refused(err, &ctx.trace_id)));
     *response.status_mut() = refusal_status(err);

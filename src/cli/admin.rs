@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::ledger::accounts::{Accounts, Role};
 use crate::ledger::{self, DEFAULT_DATABASE_URL};
 use crate::providers;
-use crate::rpc::admin::dispatch;
+use crate::rpc::dispatch;
 
 #[derive(Args)]
 pub struct AdminArgs {

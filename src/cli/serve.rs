@@ -14,7 +14,7 @@ use crate::ledger::{self, Ledger, Prices};
 use crate::providers;
 use crate::resilience::RateLimits;
 use crate::routing::ModelRegistry;
-use crate::rpc::{self, Limits};
+use crate::server::{self, Limits};
 use crate::telemetry;
 use crate::types::ProviderName;
 
@@ -64,7 +64,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         drain_timeout: config.drain_timeout,
     };
     let public_url = config.public_url.clone();
-    rpc::serve(listener, gateway, limits, public_url, shutdown_signal()).await?;
+    server::serve(listener, gateway, limits, public_url, shutdown_signal()).await?;
     // What the drained calls recorded is written before the process ends.
     if let Some(ledger) = ledger {
         match tokio::time::timeout(Duration::from_secs(10), ledger.flush()).await {

@@ -11,13 +11,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use super::methods::{caller, fail};
+use super::call::{caller, fail, named_params};
 use crate::access::{admin, keys};
-use crate::context::{CallContext, TraceParent};
+use crate::context::TraceParent;
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
 use crate::ledger::accounts::{Accounts, AccountsError, NewTeam, Role, TeamChanges};
-use crate::params;
 use crate::telemetry;
 
 #[derive(Deserialize)]
@@ -155,12 +154,7 @@ async fn serve(
     raw: Option<&str>,
     ext: &Extensions,
 ) -> RpcResult<Value> {
-    let mut value: Value = raw
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    let a2a = value.as_object_mut().and_then(|p| p.remove("a2a_context"));
-    let (mut ctx, valid): (CallContext, _) =
-        params::context(a2a.as_ref(), ext.get::<TraceParent>());
+    let (mut ctx, valid, value) = named_params(raw, ext.get::<TraceParent>());
     let span = telemetry::ops_span(method, &mut ctx);
     async {
         valid?;

@@ -1,21 +1,22 @@
-//! The JSON-RPC methods of contract §3, registered on one jsonrpsee module, and the rendering of
-//! results and stream chunks.
+//! The JSON-RPC methods of contracts §3, §6 and §7, registered on one jsonrpsee module: the
+//! `llm.*` calls here, the `ops.*` and `admin.*` methods from their own files.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use jsonrpsee::core::RpcResult;
-use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{Extensions, PendingSubscriptionSink, RpcModule};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::Instrument;
 
-use super::Refusal;
-use super::errors::{to_json, to_rpc_error};
+use super::call::{allowed, caller, fail, start_stream};
+use super::errors::to_rpc_error;
+use super::render::{ChunkWriter, complete_result};
+use super::{admin, ops, views};
 use crate::access::Caller;
-use crate::context::{CallContext, TraceParent};
+use crate::context::TraceParent;
 use crate::error::Error;
-use crate::gateway::{Chunk, ChunkStream, Completion, Gateway};
+use crate::gateway::Gateway;
 use crate::params::{self, log_invalid};
 use crate::telemetry;
 
@@ -39,18 +40,18 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
             },
         )?;
         module.register_method("llm.models", |_, gateway, ext| {
-            allowed(gateway, ext).map(|()| super::views::models(&gateway.models()))
+            allowed(gateway, ext).map(|()| views::models(&gateway.models()))
         })?;
         module.register_method("llm.metrics", |_, gateway, ext| {
-            allowed(gateway, ext).map(|()| super::views::metrics(&gateway.metrics().snapshot()))
+            allowed(gateway, ext).map(|()| views::metrics(&gateway.metrics().snapshot()))
         })?;
         module.register_async_method("ops.trace", |params, gateway, ext| async move {
-            super::ops::trace(&gateway, params.as_str(), &ext).await
+            ops::trace(&gateway, params.as_str(), &ext).await
         })?;
         module.register_async_method("ops.usage", |params, gateway, ext| async move {
-            super::ops::usage(&gateway, params.as_str(), &ext).await
+            ops::usage(&gateway, params.as_str(), &ext).await
         })?;
-        super::admin::register(&mut module)?;
+        admin::register(&mut module)?;
         module.register_method("rpc.discover", move |_, gateway, ext| {
             allowed(gateway, ext).map(|()| openrpc.clone())
         })?;
@@ -72,53 +73,6 @@ async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> 
     .instrument(span)
     .await
     .map_err(|e: Error| fail(&e, &ctx.trace_id, ext))
-}
-
-/// The caller of a call, as the access cache knows it now: on a WebSocket opened with a key
-/// since revoked, the next call is refused; so is the next call on one opened anonymously
-/// before the first key existed.
-pub fn caller(gateway: &Gateway, ext: &Extensions) -> Result<Option<Arc<Caller>>, Error> {
-    recheck(gateway, ext.get::<Arc<Caller>>())
-}
-
-fn recheck(gateway: &Gateway, caller: Option<&Arc<Caller>>) -> Result<Option<Arc<Caller>>, Error> {
-    gateway.access().recheck(caller)
-}
-
-/// Refuses a method without params to a caller the access cache no longer admits (a
-/// WebSocket whose key was revoked, or opened anonymously before keys were required).
-fn allowed(gateway: &Gateway, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
-    caller(gateway, ext).map(|_| ()).map_err(|e| {
-        let ctx = CallContext::new(None, ext.get::<TraceParent>());
-        fail(&e, &ctx.trace_id, ext)
-    })
-}
-
-/// The JSON-RPC error of a failed call; a refusal of the caller also sets the HTTP status.
-pub fn fail(err: &Error, trace_id: &str, ext: &Extensions) -> ErrorObjectOwned {
-    if let Some(refusal) = ext.get::<Refusal>() {
-        refusal.note(err);
-    }
-    to_rpc_error(err, trace_id)
-}
-
-/// Validates and starts a stream; shared by the WebSocket and SSE transports.
-pub async fn start_stream(
-    gateway: &Gateway,
-    params: Option<&str>,
-    traceparent: Option<&TraceParent>,
-    caller: Option<&Arc<Caller>>,
-) -> (CallContext, tracing::Span, Result<ChunkStream, Error>) {
-    let (mut ctx, call) = params::parse(params, traceparent);
-    let span = telemetry::call_span("llm.stream", &mut ctx);
-    let stream = async {
-        ctx.caller = recheck(gateway, caller)?;
-        let call = call.inspect_err(log_invalid)?;
-        gateway.stream("llm.stream", call, &ctx).await
-    }
-    .instrument(span.clone())
-    .await;
-    (ctx, span, stream)
 }
 
 async fn subscribe(
@@ -161,74 +115,6 @@ async fn subscribe(
     }
     .instrument(span)
     .await
-}
-
-pub fn complete_result(c: &Completion, ctx: &CallContext) -> Value {
-    let mut result = json!({
-        "content": c.response.content,
-        "usage": c.response.usage,
-        "latency_ms": c.latency.as_millis() as u64,
-        "provider": c.route.provider,
-        "model": c.route.model,
-        "trace_id": ctx.trace_id,
-        "id": c.response.id.clone().unwrap_or_else(|| format!("llmrpc-{}", ctx.span_id)),
-        "finish_reason": c.response.finish_reason.as_str(),
-        "attempts": c.attempts,
-        "a2a_context": ctx.a2a,
-    });
-    if !c.response.tool_calls.is_empty() {
-        result["tool_calls"] = json!(c.response.tool_calls);
-    }
-    result
-}
-
-/// Numbers and renders the chunks of one stream.
-pub struct ChunkWriter {
-    ctx: CallContext,
-    index: u64,
-}
-
-impl ChunkWriter {
-    pub fn new(ctx: CallContext) -> Self {
-        Self { ctx, index: 0 }
-    }
-
-    pub fn render(&mut self, chunk: Chunk) -> Value {
-        let mut out = json!({ "index": self.index, "trace_id": self.ctx.trace_id });
-        self.index += 1;
-        match chunk {
-            Chunk::Delta(text) => {
-                out["delta"] = json!(text);
-                out["done"] = json!(false);
-            }
-            Chunk::ToolCall(delta) => {
-                out["delta"] = json!("");
-                out["done"] = json!(false);
-                out["tool_calls"] = json!([delta]);
-            }
-            Chunk::Done(s) => {
-                out["delta"] = json!("");
-                out["done"] = json!(true);
-                if !s.tool_calls.is_empty() {
-                    out["tool_calls"] = json!(s.tool_calls);
-                }
-                out["finish_reason"] = json!(s.finish_reason.as_str());
-                out["usage"] = json!(s.usage);
-                out["model"] = json!(s.route.model);
-                out["provider"] = json!(s.route.provider);
-                out["latency_ms"] = json!(s.latency.as_millis() as u64);
-                out["ttft_ms"] = json!(s.ttft.map(|t| t.as_millis() as u64));
-                out["attempts"] = json!(s.attempts);
-                out["a2a_context"] = json!(self.ctx.a2a);
-            }
-            Chunk::Failed(err) => {
-                out["delta"] = json!("");
-                out["done"] = json!(true);
-                out["error"] = to_json(&err, &self.ctx.trace_id);
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]

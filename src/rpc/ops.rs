@@ -7,16 +7,16 @@ use jsonrpsee::Extensions;
 use jsonrpsee::core::RpcResult;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::methods::{caller, fail};
+use super::call::{caller, fail, named_params};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
 use crate::ledger::accounts::Role;
 use crate::ledger::{self, GroupBy, LedgerError};
-use crate::params::{self, log_invalid};
+use crate::params::log_invalid;
 use crate::telemetry;
 
 #[derive(Deserialize)]
@@ -36,18 +36,13 @@ struct UsageParams {
 /// The default window of `ops.usage`: the last day.
 const DAY_MS: i64 = 86_400_000;
 
-/// Parses an ops method's params by name. The operator's own A2A context is read first, by the
-/// same rules as on `llm.*`, so that even a refused call answers under the caller's trace id.
+/// Parses an ops method's params by name, after the caller's A2A context.
 fn parse<T: DeserializeOwned>(
     raw: Option<&str>,
     traceparent: Option<&TraceParent>,
     expected: &str,
 ) -> (CallContext, Result<T, Error>) {
-    let mut value: Value = raw
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    let a2a = value.as_object_mut().and_then(|p| p.remove("a2a_context"));
-    let (ctx, valid) = params::context(a2a.as_ref(), traceparent);
+    let (ctx, valid, value) = named_params(raw, traceparent);
     let parsed = valid.and_then(|()| {
         T::deserialize(value)
             .map_err(|e| Error::invalid_params(format!("invalid params: {e}; expected {expected}")))

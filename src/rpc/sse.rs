@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::call::start_stream;
 use super::errors::{http_status, to_json};
-use super::methods::{ChunkWriter, start_stream};
+use super::render::ChunkWriter;
 use crate::access::Caller;
 use crate::context::TraceParent;
 use crate::error::ErrorKind;
@@ -74,7 +75,7 @@ pub async fn respond(
         // A refusal of the caller is a plain HTTP answer, as on every other path.
         Err(err) if err.kind == ErrorKind::Unauthorized => {
             let answer = json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)});
-            return super::json_response(http_status(&err), &answer);
+            return crate::reply::json(http_status(&err), &answer);
         }
         Err(err) => {
             let event =

@@ -1,10 +1,10 @@
-//! The JSON of what the service reports about itself: `llm.models`, `llm.metrics` and `/ready`.
+//! The JSON of what the service reports about itself: `llm.models` and `llm.metrics`.
 //! The gateway and telemetry answer in domain types; the shapes callers rely on are the RPC
 //! layer's to keep, here, beside the methods that answer with them.
 
 use serde_json::{Map, Value, json};
 
-use crate::gateway::{ModelCatalog, ModelListing, ProviderStatus};
+use crate::gateway::{ModelCatalog, ModelListing};
 use crate::telemetry::metrics::Snapshot;
 
 /// The `llm.models` result.
@@ -54,22 +54,9 @@ pub fn metrics(snapshot: &Snapshot) -> Value {
     })
 }
 
-/// The body of `GET /ready`.
-pub fn ready(providers: &[ProviderStatus]) -> Value {
-    let providers: Map<String, Value> = providers
-        .iter()
-        .map(|p| {
-            let status = json!({"configured": p.configured, "circuit": p.circuit.as_str()});
-            (p.provider.as_str().to_owned(), status)
-        })
-        .collect();
-    json!({"status": "ready", "providers": providers})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resilience::BreakerState;
     use crate::routing::Route;
     use crate::telemetry::metrics::ProviderCounts;
     use crate::types::ProviderName;
@@ -97,7 +84,7 @@ mod tests {
     }
 
     #[test]
-    fn metrics_and_readiness_keep_their_wire_shape() {
+    fn metrics_keep_their_wire_shape() {
         let snapshot = Snapshot {
             total_requests: 4,
             total_tokens: 12,
@@ -118,15 +105,6 @@ mod tests {
         assert_eq!(
             metrics(&snapshot).to_string(),
             r#"{"by_provider":{"gemini":{"errors":0,"requests":0,"tokens":0},"openai":{"errors":1,"requests":3,"tokens":12}},"governance_violations":1,"in_flight":0,"total_requests":4,"total_tokens":12}"#
-        );
-        let providers = [ProviderStatus {
-            provider: ProviderName::Anthropic,
-            configured: false,
-            circuit: BreakerState::HalfOpen,
-        }];
-        assert_eq!(
-            ready(&providers).to_string(),
-            r#"{"providers":{"anthropic":{"circuit":"half_open","configured":false}},"status":"ready"}"#
         );
     }
 }

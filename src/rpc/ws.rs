@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 
+use super::batch::{batch_too_long, too_large};
 use super::envelope::hoist_a2a_context;
-use super::{RpcService, batch_too_long, into_rpc_request, plain_response, too_large};
+use super::service::{RpcService, into_rpc_request};
 use crate::access::Caller;
 
 /// Headers of the caller's upgrade request that its calls need (trace context).
@@ -52,14 +53,14 @@ pub fn upgrade(
         .get("sec-websocket-version")
         .is_some_and(|v| v == "13");
     let Some(key) = headers.get("sec-websocket-key").filter(|_| version_ok) else {
-        return plain_response(
+        return crate::reply::text(
             http::StatusCode::BAD_REQUEST,
             "expected a WebSocket upgrade (version 13)",
         );
     };
     let accept = derive_accept_key(key.as_bytes());
     let Ok(mut inner_request) = "ws://llmrpc.internal/".into_client_request() else {
-        return plain_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        return crate::reply::text(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error");
     };
     for name in FORWARDED {
         if let Some(value) = headers.get(name) {
@@ -102,7 +103,7 @@ pub fn upgrade(
         .header("sec-websocket-accept", accept)
         .body(HttpBody::default())
         .unwrap_or_else(|_| {
-            plain_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            crate::reply::text(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         })
 }
 
