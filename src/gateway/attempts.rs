@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Upstream;
 use super::finish::CallEnd;
+use super::upstream::Upstream;
 use crate::error::{Error, ErrorKind};
 use crate::ledger;
 use crate::resilience::Deadline;

@@ -3,86 +3,40 @@
 //! It speaks domain types, not JSON-RPC.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::future::{BoxFuture, FutureExt};
-use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::Value;
+use futures::stream::{self, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::timeout_at;
 
 use crate::access::{Access, Caller, budget};
-use crate::config::ProviderConfig;
 use crate::context::CallContext;
 use crate::error::{Denial, Error, ErrorKind};
 use crate::ledger::{Ledger, Prices};
-use crate::providers::Provider;
-use crate::resilience::{Breaker, Deadline, Limiter, RateLimits, RetryPolicy};
+use crate::resilience::Deadline;
 use crate::routing::{ModelRegistry, Route};
 use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
-use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, ProviderName, ToolCall, ToolCallDelta, UpstreamTrace,
-    Usage,
-};
+use crate::types::{ChatRequest, ProviderName, UpstreamTrace};
 use tracing::Instrument;
 
 mod attempts;
+mod call;
 mod finish;
 mod report;
 mod streaming;
+mod upstream;
 
 use attempts::Attempts;
+pub use call::{CallRequest, Chunk, ChunkStream, Completion, StreamSummary};
 use finish::CallEnd;
 pub use finish::Recorders;
 pub use report::{ModelCatalog, ModelListing, ProviderStatus};
 use streaming::{StreamState, Tail};
-
-/// A finished non-streaming call.
-#[derive(Debug)]
-pub struct Completion {
-    pub response: ChatResponse,
-    pub route: Route,
-    pub latency: Duration,
-    pub attempts: u32,
-}
-
-/// What the last chunk of a successful stream reports.
-#[derive(Debug, Clone)]
-pub struct StreamSummary {
-    /// The tool calls of the answer, assembled from the deltas that went before.
-    pub tool_calls: Vec<ToolCall>,
-    pub finish_reason: FinishReason,
-    pub usage: Usage,
-    pub route: Route,
-    pub latency: Duration,
-    pub ttft: Option<Duration>,
-    pub attempts: u32,
-}
-
-/// A checked call, as the transports hand it over.
-#[derive(Debug)]
-pub struct CallRequest {
-    pub chat: ChatRequest,
-    /// The caller's deadline; the configured default otherwise.
-    pub timeout: Option<Duration>,
-    /// Free-form, for the ledger; never sent upstream.
-    pub metadata: Option<Value>,
-}
-
-/// One item of a streamed answer, in order; `Done` or `Failed` is always last.
-#[derive(Debug)]
-pub enum Chunk {
-    Delta(String),
-    ToolCall(ToolCallDelta),
-    Done(StreamSummary),
-    Failed(Error),
-}
-
-pub type ChunkStream = BoxStream<'static, Chunk>;
+pub use upstream::Upstream;
+use upstream::bounded;
 
 /// The gateway's own limits.
 #[derive(Debug, Clone)]
@@ -95,41 +49,6 @@ pub struct Settings {
     /// The output cap of a call that names no `max_tokens` and is paid from credits: its
     /// reservation must bound what it can cost.
     pub budget_max_tokens: u32,
-}
-
-/// A provider with the state that guards it.
-pub struct Upstream {
-    provider: Arc<dyn Provider>,
-    retry: RetryPolicy,
-    breaker: Breaker,
-    limiter: Limiter,
-}
-
-impl Upstream {
-    fn name(&self) -> ProviderName {
-        self.provider.name()
-    }
-
-    /// `rates` counts the provider's requests per minute: shared by the replicas, or this
-    /// one's own.
-    pub fn new(
-        provider: Arc<dyn Provider>,
-        config: &ProviderConfig,
-        rates: Arc<RateLimits>,
-    ) -> Self {
-        let limiter = Limiter::new(
-            provider.name(),
-            config.requests_per_minute,
-            config.max_concurrent,
-            rates,
-        );
-        Self {
-            provider,
-            retry: config.retry,
-            breaker: Breaker::new(config.breaker),
-            limiter,
-        }
-    }
 }
 
 pub struct Gateway {
@@ -404,6 +323,34 @@ impl Gateway {
         }
     }
 
+    /// The models callers can name, as `llm.models` lists them.
+    pub fn models(&self) -> ModelCatalog {
+        let allowed = self.allowed.load();
+        let list = allowed.as_ref().as_ref();
+        report::catalog(
+            &self.registry,
+            &self.upstreams,
+            list.cloned(),
+            |route| list.is_none_or(|list| self.permits(list, route)),
+            self.settings.default_model.clone(),
+        )
+    }
+
+    /// Which providers can answer, for `/ready`, in provider order.
+    pub fn provider_status(&self) -> Vec<ProviderStatus> {
+        report::provider_status(&self.upstreams)
+    }
+
+    /// The metrics as a scrape should see them.
+    pub fn scrape(&self) -> &Metrics {
+        let recorders = &self.recorders;
+        report::scrape(
+            &recorders.metrics,
+            &self.upstreams,
+            recorders.ledger.as_ref(),
+        )
+    }
+
     /// Whether an allow-list entry names the route: as `provider/model`, as the bare model, or
     /// as an alias (or tier) that lists it.
     fn permits(&self, list: &[String], route: &Route) -> bool {
@@ -463,28 +410,6 @@ async fn run_attempts<T>(
             Ok(answer) => return Ok((answer, permit)),
             Err(err) => failure = Some(attempt_failed(&span, err)),
         }
-    }
-}
-
-/// Awaits `fut` until `limit` from now or the deadline, whichever is first, saying which passed.
-async fn bounded<T>(
-    deadline: &Deadline,
-    limit: Duration,
-    provider: ProviderName,
-    what: &str,
-    fut: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match timeout_at(deadline.within(limit), fut).await {
-        Ok(result) => result,
-        Err(_) if deadline.passed() => Err(deadline.expired(provider)),
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "{provider} sent nothing for {} ms while waiting for {what}",
-                limit.as_millis()
-            ),
-        )
-        .with_provider(provider)),
     }
 }
 

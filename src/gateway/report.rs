@@ -1,9 +1,12 @@
 //! What the gateway reports about itself: the models it lists, the state of its providers, its
 //! metrics as a scrape should see them. Domain types only; the RPC layer renders them.
 
-use super::Gateway;
+use std::collections::BTreeMap;
+
+use super::upstream::Upstream;
+use crate::ledger::Ledger;
 use crate::resilience::BreakerState;
-use crate::routing::Route;
+use crate::routing::{ModelRegistry, Route};
 use crate::telemetry::metrics::Metrics;
 use crate::types::ProviderName;
 
@@ -37,65 +40,62 @@ pub struct ProviderStatus {
     pub circuit: BreakerState,
 }
 
-impl Gateway {
-    /// The models callers can name, as `llm.models` lists them.
-    pub fn models(&self) -> ModelCatalog {
-        let allowed = self.allowed.load();
-        let is_allowed = |route: &Route| {
-            allowed
-                .as_ref()
-                .as_ref()
-                .is_none_or(|list| self.permits(list, route))
-        };
-        let models = self
-            .registry
-            .catalog()
-            .map(|(route, info)| ModelListing {
-                aliases: self
-                    .registry
-                    .aliases()
-                    .iter()
-                    .filter(|(_, targets)| targets.contains(&route))
-                    .map(|(name, _)| name.clone())
-                    .collect(),
-                configured: self
-                    .upstreams
-                    .get(&route.provider)
-                    .is_some_and(|u| u.provider.is_configured()),
-                allowed: is_allowed(&route),
-                context_window: info.context_window,
-                route,
-            })
-            .collect();
-        ModelCatalog {
-            models,
-            allowed_models: allowed.as_ref().clone(),
-            default_model: self.settings.default_model.clone(),
-        }
+/// Every catalogued model, as `llm.models` lists them; `is_allowed` applies the allow-list.
+pub fn catalog(
+    registry: &ModelRegistry,
+    upstreams: &BTreeMap<ProviderName, Upstream>,
+    allowed_models: Option<Vec<String>>,
+    is_allowed: impl Fn(&Route) -> bool,
+    default_model: Option<String>,
+) -> ModelCatalog {
+    let models = registry
+        .catalog()
+        .map(|(route, info)| ModelListing {
+            aliases: registry
+                .aliases()
+                .iter()
+                .filter(|(_, targets)| targets.contains(&route))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            configured: upstreams
+                .get(&route.provider)
+                .is_some_and(|u| u.provider.is_configured()),
+            allowed: is_allowed(&route),
+            context_window: info.context_window,
+            route,
+        })
+        .collect();
+    ModelCatalog {
+        models,
+        allowed_models,
+        default_model,
     }
+}
 
-    /// Which providers can answer, for `/ready`, in provider order.
-    pub fn provider_status(&self) -> Vec<ProviderStatus> {
-        self.upstreams
-            .iter()
-            .map(|(name, upstream)| ProviderStatus {
-                provider: *name,
-                configured: upstream.provider.is_configured(),
-                circuit: upstream.breaker.state(),
-            })
-            .collect()
-    }
+/// Which providers can answer, for `/ready`, in provider order.
+pub fn provider_status(upstreams: &BTreeMap<ProviderName, Upstream>) -> Vec<ProviderStatus> {
+    upstreams
+        .iter()
+        .map(|(name, upstream)| ProviderStatus {
+            provider: *name,
+            configured: upstream.provider.is_configured(),
+            circuit: upstream.breaker.state(),
+        })
+        .collect()
+}
 
-    /// The metrics with what is only read at scrape time brought up to date: the breakers'
-    /// states and the ledger's losses.
-    pub fn scrape(&self) -> &Metrics {
-        let metrics = &self.recorders.metrics;
-        for (name, upstream) in &self.upstreams {
-            metrics.circuit(*name, upstream.breaker.state());
-        }
-        if let Some(ledger) = &self.recorders.ledger {
-            metrics.ledger_losses(ledger.dropped(), ledger.failed());
-        }
-        metrics
+/// The metrics with what is only read at scrape time brought up to date: the breakers'
+/// states and the ledger's losses.
+pub fn scrape<'m>(
+    metrics: &'m Metrics,
+    upstreams: &BTreeMap<ProviderName, Upstream>,
+    ledger: Option<&Ledger>,
+) -> &'m Metrics {
+    for (name, upstream) in upstreams {
+        metrics.circuit(*name, upstream.breaker.state());
     }
+    if let Some(ledger) = ledger {
+        metrics.ledger_losses(ledger.dropped(), ledger.failed());
+    }
+    metrics
 }

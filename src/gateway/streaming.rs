@@ -6,8 +6,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::call::{Chunk, StreamSummary};
 use super::finish::CallEnd;
-use super::{Chunk, StreamSummary, bounded};
+use super::upstream::bounded;
 use crate::error::{Error, ErrorKind};
 use crate::providers::EventStream;
 use crate::resilience::Deadline;

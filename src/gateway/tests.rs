@@ -8,9 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::providers::EventStream;
-use crate::resilience::BreakerPolicy;
-use crate::types::{Content, Message, ModelInfo, Role, StreamEvent};
+use crate::config::ProviderConfig;
+use crate::providers::{EventStream, Provider};
+use crate::resilience::{BreakerPolicy, RateLimits, RetryPolicy};
+use crate::types::{
+    ChatResponse, Content, FinishReason, Message, ModelInfo, Role, StreamEvent, Usage,
+};
 
 /// What a fake provider does with one request.
 enum Reply {

@@ -5,47 +5,18 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Api};
-
-/// One call of a tool, as the mock makes it.
-pub(super) struct Call {
-    pub name: String,
-    /// The arguments as a JSON object (Anthropic's `input`, Gemini's `args`).
-    pub input: Value,
-    /// The same as JSON text (OpenAI's `arguments`).
-    pub arguments: String,
-}
-
-impl Call {
-    /// Tokens of the call: like the prompt's, its arguments' bytes divided by 4, at least 1.
-    pub fn tokens(&self) -> u64 {
-        (self.arguments.len() / 4).max(1) as u64
-    }
-
-    /// The arguments' text in three pieces (two for `{}`), cut between characters, as a
-    /// model streams them.
-    pub fn pieces(&self) -> impl Iterator<Item = &str> {
-        let text = self.arguments.as_str();
-        let chars = text.chars().count();
-        let n = chars.min(3);
-        let at = move |k: usize| {
-            text.char_indices()
-                .nth(chars * k / n)
-                .map_or(text.len(), |(i, _)| i)
-        };
-        (0..n).filter_map(move |k| text.get(at(k)..at(k + 1)))
-    }
-}
+use super::answer::{Answer, Call};
+use crate::types::ProviderName;
 
 /// The answer to a request that carries `tools`: the tool's result echoed when its last turn is
 /// one, else a call of the first tool; `None` (the usual answer) when the body is not JSON or
 /// offers no function to call.
-pub(super) fn answer(api: Api, body: &[u8]) -> Option<Answer> {
+pub(super) fn answer(api: ProviderName, body: &[u8]) -> Option<Answer> {
     let request: Value = serde_json::from_slice(body).ok()?;
     let turn = match api {
-        Api::OpenAi => openai(&request),
-        Api::Anthropic => anthropic(&request),
-        Api::Gemini => gemini(&request),
+        ProviderName::Openai => openai(&request),
+        ProviderName::Anthropic => anthropic(&request),
+        ProviderName::Gemini => gemini(&request),
     }?;
     Some(match turn {
         Turn::Result(text) => Answer::Echo(format!("The tool said: {text}")),

@@ -22,6 +22,10 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::types::ProviderName;
+use answer::{Answer, Call};
+
+mod answer;
 mod tools;
 
 /// Bodies that can fail, so that a stream can be cut off mid-answer.
@@ -102,13 +106,6 @@ impl Behaviour {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Api {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
 #[derive(Deserialize, Default)]
 struct RequestHead {
     #[serde(default)]
@@ -118,15 +115,6 @@ struct RequestHead {
     /// Only whether it is there: the rest of the body is read for the tool scenario alone.
     #[serde(default)]
     tools: Option<IgnoredAny>,
-}
-
-/// What an answer says.
-enum Answer {
-    /// `tok0 tok1 …`, the usual answer of `chunks` words.
-    Words(u32),
-    /// Any other text, one delta per word.
-    Echo(String),
-    Call(tools::Call),
 }
 
 struct Mock {
@@ -164,9 +152,9 @@ impl Mock {
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let api = match (req.method(), path.as_str()) {
-            (&Method::POST, "/v1/chat/completions") => Api::OpenAi,
-            (&Method::POST, "/v1/messages") => Api::Anthropic,
-            (&Method::POST, p) if p.starts_with("/v1beta/models/") => Api::Gemini,
+            (&Method::POST, "/v1/chat/completions") => ProviderName::Openai,
+            (&Method::POST, "/v1/messages") => ProviderName::Anthropic,
+            (&Method::POST, p) if p.starts_with("/v1beta/models/") => ProviderName::Gemini,
             (&Method::GET, "/health") => {
                 return respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
             }
@@ -178,7 +166,7 @@ impl Mock {
         };
         let request: RequestHead = serde_json::from_slice(&body).unwrap_or_default();
         let (model, stream) = match api {
-            Api::Gemini => {
+            ProviderName::Gemini => {
                 let rest = path.trim_start_matches("/v1beta/models/");
                 let (model, method) = rest.split_once(':').unwrap_or((rest, ""));
                 (model.to_owned(), method == "streamGenerateContent")
@@ -242,19 +230,19 @@ fn words(text: &str) -> std::str::SplitInclusive<'_, char> {
 }
 
 /// The provider's usage object.
-fn usage(api: Api, prompt: u64, completion: u64) -> Value {
+fn usage(api: ProviderName, prompt: u64, completion: u64) -> Value {
     match api {
-        Api::OpenAi => {
+        ProviderName::Openai => {
             json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
         }
-        Api::Anthropic => json!({"input_tokens": prompt, "output_tokens": completion}),
-        Api::Gemini => {
+        ProviderName::Anthropic => json!({"input_tokens": prompt, "output_tokens": completion}),
+        ProviderName::Gemini => {
             json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion})
         }
     }
 }
 
-fn whole(api: Api, model: &str, answer: Answer, prompt: u64) -> Response<Body> {
+fn whole(api: ProviderName, model: &str, answer: Answer, prompt: u64) -> Response<Body> {
     let body = match answer {
         Answer::Words(n) => whole_text(api, model, &text_of(n), u64::from(n), prompt),
         Answer::Echo(text) => whole_text(api, model, &text, words(&text).count() as u64, prompt),
@@ -263,43 +251,43 @@ fn whole(api: Api, model: &str, answer: Answer, prompt: u64) -> Response<Body> {
     respond(StatusCode::OK, "application/json", body.to_string())
 }
 
-fn whole_text(api: Api, model: &str, text: &str, completion: u64, prompt: u64) -> Value {
+fn whole_text(api: ProviderName, model: &str, text: &str, completion: u64, prompt: u64) -> Value {
     let usage = usage(api, prompt, completion);
     match api {
-        Api::OpenAi => json!({
+        ProviderName::Openai => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage
         }),
-        Api::Anthropic => json!({
+        ProviderName::Anthropic => json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
             "usage": usage
         }),
-        Api::Gemini => json!({
+        ProviderName::Gemini => json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": "mock"
         }),
     }
 }
 
-fn whole_call(api: Api, model: &str, call: tools::Call, prompt: u64) -> Value {
+fn whole_call(api: ProviderName, model: &str, call: Call, prompt: u64) -> Value {
     let usage = usage(api, prompt, call.tokens());
     match api {
-        Api::OpenAi => json!({
+        ProviderName::Openai => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "call_mock", "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             ]}, "finish_reason": "tool_calls"}],
             "usage": usage
         }),
-        Api::Anthropic => json!({
+        ProviderName::Anthropic => json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "tool_use", "id": "toolu_mock", "name": call.name, "input": call.input}],
             "stop_reason": "tool_use", "stop_sequence": null, "usage": usage
         }),
         // Gemini gives calls no id and finishes them with STOP.
-        Api::Gemini => json!({
+        ProviderName::Gemini => json!({
             "candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.input}}]},
                             "finishReason": "STOP", "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": "mock"
@@ -307,12 +295,12 @@ fn whole_call(api: Api, model: &str, call: tools::Call, prompt: u64) -> Value {
     }
 }
 
-fn error(api: Api, status: u16, retry_after: Option<u32>) -> Response<Body> {
+fn error(api: ProviderName, status: u16, retry_after: Option<u32>) -> Response<Body> {
     let body = match api {
-        Api::OpenAi => {
+        ProviderName::Openai => {
             json!({"error": {"message": format!("mock error {status}"), "type": "server_error", "param": null, "code": null}})
         }
-        Api::Anthropic => {
+        ProviderName::Anthropic => {
             let kind = match status {
                 429 => "rate_limit_error",
                 529 => "overloaded_error",
@@ -321,7 +309,7 @@ fn error(api: Api, status: u16, retry_after: Option<u32>) -> Response<Body> {
             };
             json!({"type": "error", "error": {"type": kind, "message": format!("mock error {status}")}})
         }
-        Api::Gemini => {
+        ProviderName::Gemini => {
             let kind = match status {
                 429 => "RESOURCE_EXHAUSTED",
                 503 => "UNAVAILABLE",
@@ -383,14 +371,14 @@ fn anthropic_end(stop_reason: &str, completion: u64) -> [String; 3] {
 
 /// The SSE events of a streamed text, in the provider's own format.
 fn text_events(
-    api: Api,
+    api: ProviderName,
     model: &str,
     deltas: impl Iterator<Item = String>,
     completion: u64,
     prompt: u64,
 ) -> Vec<String> {
     match api {
-        Api::OpenAi => {
+        ProviderName::Openai => {
             let mut out = vec![openai_chunk(
                 model,
                 json!({"role": "assistant", "content": ""}),
@@ -401,7 +389,7 @@ fn text_events(
             out.push(openai_end(model, usage(api, prompt, completion)));
             out
         }
-        Api::Anthropic => {
+        ProviderName::Anthropic => {
             let mut out = vec![
                 anthropic_start(model, prompt),
                 anthropic_event(
@@ -415,7 +403,7 @@ fn text_events(
             out.extend(anthropic_end("end_turn", completion));
             out
         }
-        Api::Gemini => {
+        ProviderName::Gemini => {
             let mut out: Vec<String> = deltas
                 .map(|d| {
                     let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": d}]}, "index": 0}], "modelVersion": model});
@@ -432,10 +420,10 @@ fn text_events(
 
 /// The SSE events of a streamed tool call, in the provider's own format: OpenAI and Anthropic
 /// open the call and then send its arguments in pieces, Gemini sends it whole in one chunk.
-fn call_events(api: Api, model: &str, call: tools::Call, prompt: u64) -> Vec<String> {
+fn call_events(api: ProviderName, model: &str, call: Call, prompt: u64) -> Vec<String> {
     let completion = call.tokens();
     match api {
-        Api::OpenAi => {
+        ProviderName::Openai => {
             let opening = json!({"role": "assistant", "content": null, "tool_calls": [
                 {"index": 0, "id": "call_mock", "type": "function", "function": {"name": call.name, "arguments": ""}}
             ]});
@@ -448,7 +436,7 @@ fn call_events(api: Api, model: &str, call: tools::Call, prompt: u64) -> Vec<Str
             out.push(openai_end(model, usage(api, prompt, completion)));
             out
         }
-        Api::Anthropic => {
+        ProviderName::Anthropic => {
             let mut out = vec![
                 anthropic_start(model, prompt),
                 anthropic_event(
@@ -463,7 +451,7 @@ fn call_events(api: Api, model: &str, call: tools::Call, prompt: u64) -> Vec<Str
             out.extend(anthropic_end("tool_use", completion));
             out
         }
-        Api::Gemini => {
+        ProviderName::Gemini => {
             let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.input}}]},
                                 "finishReason": "STOP", "index": 0}],
                 "usageMetadata": usage(api, prompt, completion), "modelVersion": model});
@@ -473,7 +461,7 @@ fn call_events(api: Api, model: &str, call: tools::Call, prompt: u64) -> Vec<Str
 }
 
 fn streamed(
-    api: Api,
+    api: ProviderName,
     model: &str,
     answer: Answer,
     behaviour: Behaviour,
@@ -502,9 +490,9 @@ fn streamed(
     // Cut after the opening events and `drop_after` deltas: the body errors, so the connection
     // is closed without the end of the answer.
     let opening = match api {
-        Api::OpenAi => 1,
-        Api::Anthropic => 2,
-        Api::Gemini => 0,
+        ProviderName::Openai => 1,
+        ProviderName::Anthropic => 2,
+        ProviderName::Gemini => 0,
     };
     let cut = behaviour.drop_after.map(|n| opening + n as usize);
     if let Some(cut) = cut {
