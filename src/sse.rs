@@ -1,9 +1,11 @@
 //! One Server-Sent Events decoder for every provider: LF, CRLF and CR line ends, multi-line
 //! `data:`, comments, `event:` names, frames split anywhere across reads, and a last event that
 //! ends without a blank line. And the one encoder of the surfaces that answer with events
-//! (`llm.stream` over HTTP, the OpenAI and A2A surfaces): [`event`] and [`response`].
+//! (`llm.stream` over HTTP, the OpenAI and A2A surfaces): [`event`] and [`respond`], the one
+//! pump from a stream of events to a reader.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -11,15 +13,65 @@ use http_body_util::StreamBody;
 use hyper::body::Frame;
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Events buffered between a stream and a slow reader; beyond it the stream is not polled.
+const BUFFER: usize = 16;
+/// What keeps a quiet stream open: a comment line, which readers skip.
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// One event carrying `data` (a single line).
 pub fn event(data: &str) -> Bytes {
     Bytes::from(format!("data: {data}\n\n"))
 }
 
-/// An event-stream response whose body is what arrives on `rx`, until its senders are gone. A
-/// reader that goes away closes `rx`, which the senders see.
-pub fn response(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
+/// An event-stream response whose body is `events`, pumped in a task of its own (in `span`).
+/// A reader that goes away ends the pump at once, without waiting for the next event, and
+/// drops `events` — and with it whatever feeds them, such as an upstream request. With
+/// `keepalive`, a comment goes out whenever no event did for that long.
+pub fn respond<S>(events: S, keepalive: Option<Duration>, span: tracing::Span) -> HttpResponse
+where
+    S: Stream<Item = Bytes> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
+    let pump = async move {
+        let mut events = std::pin::pin!(events);
+        let mut quiet = keepalive.map(|every| {
+            let mut interval = tokio::time::interval(every);
+            interval.reset();
+            interval
+        });
+        loop {
+            let event = tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+                () = tx.closed() => return,
+                () = tick(quiet.as_mut()) => Bytes::from_static(KEEPALIVE),
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+            if let Some(quiet) = quiet.as_mut() {
+                quiet.reset();
+            }
+        }
+    };
+    tokio::spawn(pump.instrument(span));
+    response(rx)
+}
+
+/// The next tick of the keep-alive interval; never, without one.
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => drop(interval.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// An event-stream response whose body is what arrives on `rx`, until its senders are gone.
+fn response(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
     let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
         .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     let mut response = HttpResponse::new(HttpBody::new(StreamBody::new(frames)));

@@ -12,7 +12,8 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::ready;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::{Value, json};
@@ -375,45 +376,24 @@ fn stream(
     task: Arc<tasks::Task>,
     mut pieces: mpsc::Receiver<String>,
 ) -> HttpResponse {
-    let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
-    let pump = async move {
-        let event = |result: Value| {
-            crate::sse::event(&json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string())
-        };
-        if tx
-            .send(event(wire::task_result(&task.begun, dialect)))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let mut first = true;
-        let mut keepalive = tokio::time::interval(KEEPALIVE);
-        keepalive.reset();
-        loop {
-            let piece = tokio::select! {
-                piece = pieces.recv() => piece,
-                _ = keepalive.tick() => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(piece) = piece else { break };
-            keepalive.reset();
+    let event = move |result: Value| {
+        crate::sse::event(&json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string())
+    };
+    let begun = event(wire::task_result(&task.begun, dialect));
+    let mut first = true;
+    let updates = futures::stream::poll_fn(move |cx| pieces.poll_recv(cx)).map({
+        let (event, task) = (event.clone(), Arc::clone(&task));
+        move |piece| {
             let update = wire::artifact_update(&task.begun, &piece, first, dialect);
             first = false;
-            if tx.send(event(update)).await.is_err() {
-                return;
-            }
+            event(update)
         }
-        let _ = tx
-            .send(event(wire::status_update(&task.ended().await, dialect)))
-            .await;
-    };
-    tokio::spawn(pump);
-    crate::sse::response(rx)
+    });
+    let ended = async move { event(wire::status_update(&task.ended().await, dialect)) };
+    let events = futures::stream::once(ready(begun))
+        .chain(updates)
+        .chain(futures::stream::once(ended));
+    crate::sse::respond(events, Some(KEEPALIVE), tracing::Span::none())
 }
 
 /// Reads a request body as [`Agent::serve`] does, up to the call, for the fuzz targets.

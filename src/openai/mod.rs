@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::ready;
 use http::{HeaderValue, StatusCode, header};
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::access::Caller;
@@ -29,9 +29,6 @@ use crate::telemetry;
 
 /// The method name of these calls in the ledger, logs and spans.
 const METHOD: &str = "openai.chat.completions";
-
-/// Chunks buffered between the upstream and a slow reader; beyond it the upstream waits.
-const BUFFER: usize = 16;
 
 /// `POST /v1/chat/completions` with its body already read.
 pub async fn chat_completions(
@@ -96,34 +93,29 @@ pub async fn chat_completions(
         .stream(METHOD, call, &ctx)
         .instrument(span.clone())
         .await;
-    let mut chunks = match started {
+    let chunks = match started {
         Ok(chunks) => chunks,
         Err(err) => return refused(&ctx, errors::answer(&err)),
     };
     let mut writer = response::ChunkWriter::new(&ctx, requested, include_usage);
-    let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
-    let pump = async move {
-        loop {
-            // A reader that goes away closes the channel, which drops the upstream request.
-            let chunk = tokio::select! {
-                chunk = chunks.next() => chunk,
-                () = tx.closed() => return,
-            };
-            let Some(chunk) = chunk else { break };
-            let failed = matches!(chunk, crate::gateway::Chunk::Failed(_));
-            for event in writer.render(chunk, |err| errors::answer(err).body) {
-                if tx.send(sse::event(&event.to_string())).await.is_err() {
-                    return;
+    // `None` marks the end of the chunks: `[DONE]` follows, unless the stream failed.
+    let mut failed = false;
+    let events = chunks
+        .map(Some)
+        .chain(futures::stream::once(ready(None)))
+        .flat_map(move |chunk| {
+            let events: Vec<Bytes> = match chunk {
+                Some(chunk) => {
+                    failed |= matches!(chunk, crate::gateway::Chunk::Failed(_));
+                    let events = writer.render(chunk, |err| errors::answer(err).body);
+                    events.iter().map(|e| sse::event(&e.to_string())).collect()
                 }
-            }
-            if failed {
-                return;
-            }
-        }
-        let _ = tx.send(sse::event("[DONE]")).await;
-    };
-    tokio::spawn(pump.instrument(span));
-    with_trace(sse::response(rx), &ctx)
+                None if failed => Vec::new(),
+                None => vec![sse::event("[DONE]")],
+            };
+            futures::stream::iter(events)
+        });
+    with_trace(sse::respond(events, None, span), &ctx)
 }
 
 /// The answer to a body over the service's size limit.

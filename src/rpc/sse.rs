@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::future::ready;
+use futures::{StreamExt, stream};
 use jsonrpsee::server::HttpResponse;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
 use super::call::start_stream;
 use super::errors::{http_status, to_json};
@@ -19,9 +18,6 @@ use crate::access::Caller;
 use crate::context::TraceParent;
 use crate::error::ErrorKind;
 use crate::gateway::Gateway;
-
-/// Chunks buffered between the upstream and a slow reader; beyond it the upstream waits.
-const BUFFER: usize = 16;
 
 #[derive(Deserialize)]
 struct StreamRequest<'a> {
@@ -70,45 +66,25 @@ pub async fn respond(
     let (ctx, span, stream) =
         start_stream(&gateway, params, traceparent.as_ref(), caller.as_ref()).await;
 
-    let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
     match stream {
         // A refusal of the caller is a plain HTTP answer, as on every other path.
         Err(err) if err.kind == ErrorKind::Unauthorized => {
             let answer = json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)});
-            return crate::reply::json(http_status(&err), &answer);
+            crate::reply::json(http_status(&err), &answer)
         }
         Err(err) => {
-            let event =
-                event(&json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)}));
-            // The receiver is alive until the response below is dropped.
-            let _ = tx.try_send(event);
+            let answer = json!({"jsonrpc": "2.0", "id": id, "error": to_json(&err, &ctx.trace_id)});
+            crate::sse::respond(stream::once(ready(event(&answer))), None, span)
         }
-        Ok(mut chunks) => {
+        Ok(chunks) => {
             let mut writer = ChunkWriter::new(ctx);
-            let pump = async move {
-                loop {
-                    // A reader that goes away closes the channel, which drops the upstream request.
-                    let chunk = tokio::select! {
-                        chunk = chunks.next() => chunk,
-                        () = tx.closed() => break,
-                    };
-                    let Some(chunk) = chunk else { break };
-                    let result = writer.render(chunk);
-                    if tx
-                        .send(event(
-                            &json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                        ))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            };
-            tokio::spawn(pump.instrument(span));
+            let events = chunks.map(move |chunk| {
+                let result = writer.render(chunk);
+                event(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+            });
+            crate::sse::respond(events, None, span)
         }
     }
-    crate::sse::response(rx)
 }
 
 fn event(response: &Value) -> Bytes {
