@@ -957,9 +957,54 @@ async fn a_dry_run_lists_the_cases_and_calls_no_provider() {
         run.describe()
     );
     assert!(!run.dir.path().join("junit.xml").exists());
+
+    // `--cases` keeps the suite's order, whatever the order it names them in.
+    let run = verify_async(&["--url", &url, "--dry-run", "--cases", "deadline,stream_sse"]).await;
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let lines: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ["openai", "stream_sse", "openai/gpt-5-mini"],
+            ["service", "deadline", "openai/gpt-5-mini"]
+        ],
+        "{}",
+        run.describe()
+    );
     assert!(
         received(&upstream).await.is_empty(),
         "the upstream was called"
+    );
+}
+
+/// A case named wrong on `--cases` is a usage error that lists the names, and so is a fault
+/// case without `--mock`: both before any call.
+#[test]
+fn a_misspelled_case_is_a_usage_error_naming_the_cases() {
+    let run = verify(&["--url", &closed_url(), "--cases", "complete,stream_dorp"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("invalid value 'stream_dorp' for '--cases")
+            && PROVIDER_CASES
+                .iter()
+                .chain(&SERVICE_CASES)
+                .all(|c| run.stderr.contains(c)),
+        "{}",
+        run.describe()
+    );
+
+    let run = verify(&["--url", &closed_url(), "--cases", "stream_drop"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("the fault case stream_drop needs --mock"),
+        "{}",
+        run.describe()
     );
 }
 
