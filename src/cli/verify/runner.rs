@@ -118,7 +118,7 @@ pub(crate) async fn run(
         for (step, report) in steps.iter().zip(&mut reports) {
             let model = match (step.on, step.case.needs_an_answer()) {
                 (On::Service, true) => answering(&tallies).map(|i| targets[i].model.as_str()),
-                _ => Some(step.model(targets)),
+                (On::Service, false) | (On::Provider(_), _) => Some(step.model(targets)),
             };
             let started = Instant::now();
             let run = match model {
