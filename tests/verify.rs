@@ -553,6 +553,142 @@ fn a_broken_provider_fails_its_cases_only() {
     assert_eq!(failed, PROVIDER_CASES);
 }
 
+/// The service on the mock with the providers named in `broken` pointed at nothing.
+fn service_with_broken(mock: &MockUpstream, broken: &[&str]) -> Service {
+    let mut env = mock.env();
+    for (name, value) in &mut env {
+        if broken
+            .iter()
+            .any(|p| name.starts_with(&p.to_uppercase()) && name.ends_with("_BASE_URL"))
+        {
+            *value = closed_url();
+        }
+    }
+    start_service(&env)
+}
+
+/// The service's cases that call a model, which run on a provider whose own cases passed.
+const ANSWERED_SERVICE_CASES: [&str; 4] = ["deadline", "concurrent", "openai_compat", "a2a"];
+
+/// (b') The service's cases do not depend on the first provider: with OpenAI (the first) down,
+/// only its own cases fail and the service's pass on another provider; with every provider down,
+/// those of the service's cases that need an answer are skipped, saying why, and the others
+/// (which call no provider) still pass.
+#[test]
+fn the_service_cases_run_on_a_provider_that_passed_or_are_skipped() {
+    let mock = MockUpstream::start();
+    let verify_all = |url: &str| {
+        verify(&[
+            "--url",
+            url,
+            "--mock",
+            "--concurrency",
+            "10",
+            "--report",
+            "junit.xml",
+            "--output",
+            "json",
+        ])
+    };
+
+    let service = service_with_broken(&mock, &["openai"]);
+    let run = verify_all(&service.url());
+    assert_eq!(run.code, 1, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains(&format!("8 of {ALL_CASES} cases below 100 % success")),
+        "{}",
+        run.describe()
+    );
+    let summary = run.json();
+    // OpenAI is the first provider, the one the service's cases were once pinned to.
+    assert_eq!(summary["results"][0]["target"], "openai", "{summary:#}");
+    let results = results(&summary);
+    for (key, r) in &results {
+        let broken = key.starts_with("openai/");
+        assert_eq!(r["ok"], !broken, "{key}: {r}");
+        assert_eq!(
+            (&r["runs"], &r["passed"]),
+            (&json!(1), &json!(u8::from(!broken))),
+            "{key}: {r}"
+        );
+    }
+    for case in SERVICE_CASES {
+        assert_eq!(results[&format!("service/{case}")]["ok"], true);
+    }
+    // The OpenAI-compatible surface answered with the next provider's model, Anthropic's.
+    let openai_compat = results["service/openai_compat"]["detail"].as_str().unwrap();
+    assert!(openai_compat.contains("claude"), "{openai_compat}");
+    let junit = run.junit();
+    assert_eq!(
+        (junit.tests, junit.failures, junit.skipped),
+        (ALL_CASES, 8, 0)
+    );
+    assert!(
+        junit
+            .cases
+            .iter()
+            .filter(|c| c.failure.is_some())
+            .all(|c| c.classname == "llmrpc.verify.openai")
+    );
+    drop(service);
+
+    let service = service_with_broken(&mock, &["openai", "anthropic", "gemini"]);
+    let run = verify_all(&service.url());
+    assert_eq!(run.code, 1, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains(&format!("24 of {ALL_CASES} cases below 100 % success")),
+        "{}",
+        run.describe()
+    );
+    let reason = "no provider passed any of its own cases in this run: skipped";
+    let results = self::results(&run.json());
+    for (key, r) in &results {
+        let (target, case) = key.split_once('/').unwrap();
+        match (target, ANSWERED_SERVICE_CASES.contains(&case)) {
+            ("service", true) => assert_eq!(
+                (&r["ok"], &r["runs"], &r["success_rate"], &r["detail"]),
+                (&json!(true), &json!(0), &json!(1.0), &json!(reason)),
+                "{key}: {r}"
+            ),
+            ("service", false) => assert_eq!(
+                (&r["ok"], &r["runs"]),
+                (&json!(true), &json!(1)),
+                "{key}: {r}"
+            ),
+            _ => assert_eq!(
+                (&r["ok"], &r["passed"]),
+                (&json!(false), &json!(0)),
+                "{key}: {r}"
+            ),
+        }
+    }
+    let junit = run.junit();
+    assert_eq!(
+        (junit.tests, junit.failures, junit.skipped),
+        (ALL_CASES, 24, 4)
+    );
+    let mut skipped: Vec<&str> = junit
+        .cases
+        .iter()
+        .filter(|c| c.skipped)
+        .map(|c| {
+            assert_eq!(c.classname, "llmrpc.verify.service", "{c:?}");
+            c.name.as_str()
+        })
+        .collect();
+    skipped.sort_unstable();
+    let mut expected = ANSWERED_SERVICE_CASES;
+    expected.sort_unstable();
+    assert_eq!(skipped, expected);
+    let xml = std::fs::read_to_string(run.dir.path().join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("<skipped message=\"{reason}\"/>")),
+        "{xml}"
+    );
+}
+
 /// An OpenAI upstream that answers everything, after a delay (so that the 1 ms `deadline` case
 /// always times out first), except that every second A2A task's call is refused with a 400: a
 /// case that fails on one run of two. The A2A agent's calls are the streamed ones that do not
@@ -824,9 +960,54 @@ async fn a_dry_run_lists_the_cases_and_calls_no_provider() {
         run.describe()
     );
     assert!(!run.dir.path().join("junit.xml").exists());
+
+    // `--cases` keeps the suite's order, whatever the order it names them in.
+    let run = verify_async(&["--url", &url, "--dry-run", "--cases", "deadline,stream_sse"]).await;
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let lines: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ["openai", "stream_sse", "openai/gpt-5-mini"],
+            ["service", "deadline", "openai/gpt-5-mini"]
+        ],
+        "{}",
+        run.describe()
+    );
     assert!(
         received(&upstream).await.is_empty(),
         "the upstream was called"
+    );
+}
+
+/// A case named wrong on `--cases` is a usage error that lists the names, and so is a fault
+/// case without `--mock`: both before any call.
+#[test]
+fn a_misspelled_case_is_a_usage_error_naming_the_cases() {
+    let run = verify(&["--url", &closed_url(), "--cases", "complete,stream_dorp"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("invalid value 'stream_dorp' for '--cases")
+            && PROVIDER_CASES
+                .iter()
+                .chain(&SERVICE_CASES)
+                .all(|c| run.stderr.contains(c)),
+        "{}",
+        run.describe()
+    );
+
+    let run = verify(&["--url", &closed_url(), "--cases", "stream_drop"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("the fault case stream_drop needs --mock"),
+        "{}",
+        run.describe()
     );
 }
 
