@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Deadline, RateLimits, Rule};
+use super::deadline::Deadline;
+use super::rate::{RateLimits, Rule};
 use crate::error::{Error, ErrorKind};
 use crate::types::ProviderName;
 
