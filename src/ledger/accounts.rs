@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use super::{LedgerError, now_ms, rfc3339};
+use super::error::LedgerError;
+use super::timestamps::{now_ms, rfc3339};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,17 +1,16 @@
 //! The PostgreSQL backend, for deployments that share one ledger between instances. Attempts and
 //! metadata are JSONB, so that ops can query inside them.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{
-    CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
-    metadata_from_json, metadata_to_json, migrator, signed, tool_calls, unsigned,
-};
-use crate::types::Usage;
+use super::error::LedgerError;
+use super::record::{CallRecord, GroupBy, UsageRow};
+use super::rows::{COLUMNS, CallRow, record};
+use super::store::{Store, migrator};
 
 /// Every file of `migrations/postgres/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.
@@ -37,11 +36,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0004_tasks.sql"),
     ),
 ];
-
-const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
-    conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
-    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at, team_id, key_prefix, task_id";
 
 /// The columns as `trace` selects them: JSONB comes back as text, parsed like SQLite's.
 const SELECT_COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
@@ -99,35 +93,33 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, r: &'a CallRecord) -> Result<(), LedgerError> {
-        self.trace_id.push(&r.trace_id);
-        self.span_id.push(&r.span_id);
-        self.source_agent.push(r.source_agent.as_deref());
-        self.target_agent.push(r.target_agent.as_deref());
-        self.session_id.push(r.session_id.as_deref());
-        self.conversation_id.push(r.conversation_id.as_deref());
-        self.method.push(&r.method);
-        self.requested_model.push(&r.requested_model);
-        self.provider.push(r.provider.as_deref());
-        self.model.push(r.model.as_deref());
-        self.status.push(&r.status);
-        self.error_message.push(r.error_message.as_deref());
-        self.attempts.push(attempts_to_json(&r.attempts)?);
-        self.latency_ms.push(signed(r.latency_ms));
-        self.ttft_ms.push(r.ttft_ms.map(signed));
-        self.prompt_tokens.push(signed(r.usage.prompt_tokens));
-        self.completion_tokens
-            .push(signed(r.usage.completion_tokens));
-        self.total_tokens.push(signed(r.usage.total_tokens));
-        self.cost_usd.push(r.cost_usd);
-        self.tool_calls.push(i64::from(r.tool_calls));
-        self.metadata.push(metadata_to_json(r.metadata.as_ref())?);
-        self.started_at.push(r.started_at);
-        self.finished_at.push(r.finished_at);
-        self.team_id.push(r.team_id.as_deref());
-        self.key_prefix.push(r.key_prefix.as_deref());
-        self.task_id.push(r.task_id.as_deref());
-        Ok(())
+    fn push(&mut self, row: CallRow<'a>) {
+        self.trace_id.push(row.trace_id);
+        self.span_id.push(row.span_id);
+        self.source_agent.push(row.source_agent);
+        self.target_agent.push(row.target_agent);
+        self.session_id.push(row.session_id);
+        self.conversation_id.push(row.conversation_id);
+        self.method.push(row.method);
+        self.requested_model.push(row.requested_model);
+        self.provider.push(row.provider);
+        self.model.push(row.model);
+        self.status.push(row.status);
+        self.error_message.push(row.error_message);
+        self.attempts.push(row.attempts.into_owned());
+        self.latency_ms.push(row.latency_ms);
+        self.ttft_ms.push(row.ttft_ms);
+        self.prompt_tokens.push(row.prompt_tokens);
+        self.completion_tokens.push(row.completion_tokens);
+        self.total_tokens.push(row.total_tokens);
+        self.cost_usd.push(row.cost_usd);
+        self.tool_calls.push(row.tool_calls);
+        self.metadata.push(row.metadata.map(Cow::into_owned));
+        self.started_at.push(row.started_at);
+        self.finished_at.push(row.finished_at);
+        self.team_id.push(row.team_id);
+        self.key_prefix.push(row.key_prefix);
+        self.task_id.push(row.task_id);
     }
 }
 
@@ -144,7 +136,7 @@ impl Store for PostgresStore {
         }
         let mut c = Columns::default();
         for r in records {
-            c.push(r)?;
+            c.push(CallRow::of(r)?);
         }
         let sql = format!(
             "INSERT INTO calls ({COLUMNS}) \
@@ -236,26 +228,12 @@ impl Store for PostgresStore {
                    AND ($3::text IS NULL OR team_id = $3) \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
-        let rows = sqlx::query(&sql)
+        Ok(sqlx::query_as(&sql)
             .bind(since_ms)
             .bind(until_ms)
             .bind(team)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UsageRow {
-                    key: row.try_get("group_key")?,
-                    calls: unsigned(row.try_get("calls")?),
-                    errors: unsigned(row.try_get("errors")?),
-                    prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
-                    completion_tokens: unsigned(row.try_get("completion_tokens")?),
-                    total_tokens: unsigned(row.try_get("total_tokens")?),
-                    cost_usd: row.try_get("cost_usd")?,
-                    tool_calls: unsigned(row.try_get("tool_calls")?),
-                })
-            })
-            .collect()
+            .await?)
     }
 
     async fn prune(&self, older_than_ms: i64) -> Result<u64, LedgerError> {
@@ -265,37 +243,4 @@ impl Store for PostgresStore {
             .await?;
         Ok(done.rows_affected())
     }
-}
-
-fn record(row: &PgRow) -> Result<CallRecord, LedgerError> {
-    Ok(CallRecord {
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-        source_agent: row.try_get("source_agent")?,
-        target_agent: row.try_get("target_agent")?,
-        session_id: row.try_get("session_id")?,
-        conversation_id: row.try_get("conversation_id")?,
-        method: row.try_get("method")?,
-        requested_model: row.try_get("requested_model")?,
-        provider: row.try_get("provider")?,
-        model: row.try_get("model")?,
-        status: row.try_get("status")?,
-        error_message: row.try_get("error_message")?,
-        attempts: attempts_from_json(row.try_get("attempts")?)?,
-        latency_ms: unsigned(row.try_get("latency_ms")?),
-        ttft_ms: row.try_get::<Option<i64>, _>("ttft_ms")?.map(unsigned),
-        usage: Usage {
-            prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
-            completion_tokens: unsigned(row.try_get("completion_tokens")?),
-            total_tokens: unsigned(row.try_get("total_tokens")?),
-        },
-        cost_usd: row.try_get("cost_usd")?,
-        tool_calls: tool_calls(row.try_get("tool_calls")?),
-        metadata: metadata_from_json(row.try_get("metadata")?)?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        team_id: row.try_get("team_id")?,
-        key_prefix: row.try_get("key_prefix")?,
-        task_id: row.try_get("task_id")?,
-    })
 }

@@ -7,15 +7,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
-use sqlx::{Arguments, Connection, Row};
+use sqlx::{Arguments, Connection};
 
-use super::{
-    CallRecord, GroupBy, LedgerError, Store, UsageRow, attempts_from_json, attempts_to_json,
-    metadata_from_json, metadata_to_json, migrator, signed, tool_calls, unsigned,
-};
-use crate::types::Usage;
+use super::error::LedgerError;
+use super::record::{CallRecord, GroupBy, UsageRow};
+use super::rows::{COLUMNS, CallRow, record};
+use super::store::{Store, migrator};
 
 /// Every file of `migrations/sqlite/`, in order. A change of schema is a new file and a new entry
 /// here, never an edit: sqlx refuses a database whose applied migrations changed.
@@ -60,11 +59,6 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
 /// How many of `MIGRATIONS` run before rows written without a trace key are given theirs; the
 /// rest (the key's index) run after.
 const BEFORE_KEYING: usize = 2;
-
-const COLUMNS: &str = "trace_id, span_id, source_agent, target_agent, session_id, \
-    conversation_id, method, requested_model, provider, model, status, error_message, attempts, \
-    latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd, tool_calls, \
-    metadata, started_at, finished_at, team_id, key_prefix, task_id";
 
 /// The columns of an inserted row, in the order `insert` binds them: those of `COLUMNS`,
 /// reordered, and `trace_key`, which `ops.trace` looks rows up by.
@@ -155,35 +149,35 @@ impl SqliteStore {
             // Bound by reference: the strings are not copied, and a batch the database could
             // not take now stays whole for the next try.
             for r in rows.by_ref().take(chunk) {
-                let key = trace_key(&r.trace_id);
+                let row = CallRow::of(r)?;
                 insert = insert
-                    .bind(attempts_to_json(&r.attempts)?)
-                    .bind(metadata_to_json(r.metadata.as_ref())?)
-                    .bind(r.trace_id.as_str())
-                    .bind(r.span_id.as_str())
-                    .bind(r.source_agent.as_deref())
-                    .bind(r.target_agent.as_deref())
-                    .bind(r.session_id.as_deref())
-                    .bind(r.conversation_id.as_deref())
-                    .bind(r.method.as_str())
-                    .bind(r.requested_model.as_str())
-                    .bind(r.provider.as_deref())
-                    .bind(r.model.as_deref())
-                    .bind(r.status.as_str())
-                    .bind(r.error_message.as_deref())
-                    .bind(signed(r.latency_ms))
-                    .bind(r.ttft_ms.map(signed))
-                    .bind(signed(r.usage.prompt_tokens))
-                    .bind(signed(r.usage.completion_tokens))
-                    .bind(signed(r.usage.total_tokens))
-                    .bind(r.cost_usd)
-                    .bind(i64::from(r.tool_calls))
-                    .bind(r.started_at)
-                    .bind(r.finished_at)
-                    .bind(r.team_id.as_deref())
-                    .bind(r.key_prefix.as_deref())
-                    .bind(r.task_id.as_deref())
-                    .bind(key);
+                    .bind(row.attempts)
+                    .bind(row.metadata)
+                    .bind(row.trace_id)
+                    .bind(row.span_id)
+                    .bind(row.source_agent)
+                    .bind(row.target_agent)
+                    .bind(row.session_id)
+                    .bind(row.conversation_id)
+                    .bind(row.method)
+                    .bind(row.requested_model)
+                    .bind(row.provider)
+                    .bind(row.model)
+                    .bind(row.status)
+                    .bind(row.error_message)
+                    .bind(row.latency_ms)
+                    .bind(row.ttft_ms)
+                    .bind(row.prompt_tokens)
+                    .bind(row.completion_tokens)
+                    .bind(row.total_tokens)
+                    .bind(row.cost_usd)
+                    .bind(row.tool_calls)
+                    .bind(row.started_at)
+                    .bind(row.finished_at)
+                    .bind(row.team_id)
+                    .bind(row.key_prefix)
+                    .bind(row.task_id)
+                    .bind(trace_key(row.trace_id));
             }
             insert.execute(&mut *tx).await?;
         }
@@ -370,27 +364,13 @@ impl Store for SqliteStore {
                    AND (? IS NULL OR team_id = ?) \
              GROUP BY 1 ORDER BY 1 NULLS LAST"
         );
-        let rows = sqlx::query(&sql)
+        Ok(sqlx::query_as(&sql)
             .bind(since_ms)
             .bind(until_ms)
             .bind(team)
             .bind(team)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UsageRow {
-                    key: row.try_get("group_key")?,
-                    calls: unsigned(row.try_get("calls")?),
-                    errors: unsigned(row.try_get("errors")?),
-                    prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
-                    completion_tokens: unsigned(row.try_get("completion_tokens")?),
-                    total_tokens: unsigned(row.try_get("total_tokens")?),
-                    cost_usd: row.try_get("cost_usd")?,
-                    tool_calls: unsigned(row.try_get("tool_calls")?),
-                })
-            })
-            .collect()
+            .await?)
     }
 
     async fn prune(&self, older_than_ms: i64) -> Result<u64, LedgerError> {
@@ -402,41 +382,10 @@ impl Store for SqliteStore {
     }
 }
 
-fn record(row: &SqliteRow) -> Result<CallRecord, LedgerError> {
-    Ok(CallRecord {
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-        source_agent: row.try_get("source_agent")?,
-        target_agent: row.try_get("target_agent")?,
-        session_id: row.try_get("session_id")?,
-        conversation_id: row.try_get("conversation_id")?,
-        method: row.try_get("method")?,
-        requested_model: row.try_get("requested_model")?,
-        provider: row.try_get("provider")?,
-        model: row.try_get("model")?,
-        status: row.try_get("status")?,
-        error_message: row.try_get("error_message")?,
-        attempts: attempts_from_json(row.try_get("attempts")?)?,
-        latency_ms: unsigned(row.try_get("latency_ms")?),
-        ttft_ms: row.try_get::<Option<i64>, _>("ttft_ms")?.map(unsigned),
-        usage: Usage {
-            prompt_tokens: unsigned(row.try_get("prompt_tokens")?),
-            completion_tokens: unsigned(row.try_get("completion_tokens")?),
-            total_tokens: unsigned(row.try_get("total_tokens")?),
-        },
-        cost_usd: row.try_get("cost_usd")?,
-        tool_calls: tool_calls(row.try_get("tool_calls")?),
-        metadata: metadata_from_json(row.try_get("metadata")?)?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        team_id: row.try_get("team_id")?,
-        key_prefix: row.try_get("key_prefix")?,
-        task_id: row.try_get("task_id")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use super::*;
 
     async fn memory_store() -> SqliteStore {

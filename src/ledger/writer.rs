@@ -9,17 +9,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::{CallRecord, LedgerError, Message, Store, now_ms};
+use super::error::LedgerError;
+use super::record::CallRecord;
+use super::store::Store;
+use super::timestamps::now_ms;
 
 /// Records written in one transaction at most.
 const MAX_BATCH: usize = 8192;
 /// How long a record may wait for its batch to fill. Rows of one batch that land on the same
 /// index page are written together, so at high rates longer batches cost less per row. A
-/// [`Ledger::flush`](super::Ledger::flush) (which reads do first) wakes the writer instead of
-/// waiting for the batch.
+/// flush (which reads do first) wakes the writer instead of waiting for the batch.
 const BATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// Pruning runs at start, then this often at most (or every `retention`, when shorter).
 const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -27,6 +29,14 @@ const MAX_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// What calls send the writer.
+pub(super) enum Message {
+    /// Boxed: a record is large, a flush is a pointer.
+    Record(Box<CallRecord>),
+    /// Written once everything sent before it is; answers with that write's outcome.
+    Flush(oneshot::Sender<Result<(), LedgerError>>),
+}
 
 pub(super) struct Writer {
     pub store: Arc<dyn Store>,

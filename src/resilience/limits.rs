@@ -1,12 +1,13 @@
 //! Client-side limits per provider: requests per minute (shared by the replicas when the rate
-//! limits are, see `rate.rs`) and requests in flight (per replica). A call over a limit waits
+//! limits are, see `rate/`) and requests in flight (per replica). A call over a limit waits
 //! its turn within its deadline rather than bursting into the provider's 429s.
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Deadline, RateLimits, Rule};
+use super::deadline::Deadline;
+use super::rate::{RateLimits, Rule};
 use crate::error::{Error, ErrorKind};
 use crate::types::ProviderName;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Deadline;
+use super::deadline::Deadline;
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
