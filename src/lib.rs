@@ -5,6 +5,7 @@
 
 pub mod a2a;
 pub mod access;
+mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -24,6 +24,7 @@ const FLOORS: [(&str, &[&str]); 6] = [
             "resilience",
             "ledger",
             "access",
+            "api",
             "telemetry",
             "context",
             "config",

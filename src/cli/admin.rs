@@ -1,14 +1,20 @@
 //! `llmrpc admin …`: teams, caller keys and credits, through a running service's `admin.*`
 //! methods (`--url`) or, without one, directly on the database of `LLMRPC_DATABASE_URL`, which
-//! is how the first admin key is made. Either way the same code checks and applies each change.
+//! is how the first admin key is made. Either way the same typed operations of `access::admin`
+//! check and apply each change, with the params built from the arguments.
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
-use crate::ledger::accounts::{Accounts, Role};
+use crate::access::admin::{
+    self, AddCredits, CreateKey, CreateTeam, Id, ListKeys, NoParams, UpdateTeam,
+};
+use crate::api::{self, Method};
+use crate::error::Error;
+use crate::ledger::accounts::{Accounts, Role, TeamChanges};
 use crate::ledger::{self, DEFAULT_DATABASE_URL};
 use crate::providers;
-use crate::rpc::dispatch;
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -152,16 +158,28 @@ enum Target {
 }
 
 impl Target {
-    async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    /// Runs method `M`: on the service, or on the database by `operation`, its work in
+    /// `access::admin`, with the same typed params either way.
+    async fn call<M>(
+        &self,
+        params: M::Params,
+        operation: impl AsyncFnOnce(&Accounts, M::Params) -> Result<M::Result, Error>,
+    ) -> Result<Value, String>
+    where
+        M: Method,
+        M::Params: Serialize,
+        M::Result: Serialize,
+    {
         match self {
-            Target::Database(accounts) => dispatch(accounts, method, params)
-                .await
-                .map_err(|e| e.message),
+            Target::Database(accounts) => {
+                let result = operation(accounts, params).await.map_err(|e| e.message)?;
+                serde_json::to_value(result).map_err(|e| e.to_string())
+            }
             Target::Service { url, api_key } => {
                 let client = providers::http_client(std::time::Duration::from_secs(10))
                     .map_err(|e| e.to_string())?;
                 let request =
-                    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+                    json!({"jsonrpc": "2.0", "id": 1, "method": M::NAME, "params": params});
                 let mut post = client.post(url).json(&request);
                 if let Some(key) = api_key {
                     post = post.bearer_auth(key);
@@ -202,33 +220,18 @@ pub async fn run(args: AdminArgs) -> Result<(), String> {
             Target::Database(accounts)
         }
     };
-    let (method, params) = request(args.command);
-    if let ("admin.keys.create", Target::Database(_)) = (method, &target) {
-        let team = params["team_id"].clone();
-        if target
-            .call("admin.teams.get", json!({"id": team}))
-            .await
-            .is_err()
-        {
-            let team = target
-                .call("admin.teams.create", json!({"name": team}))
-                .await?;
-            eprintln!("created team {} ({})", team["name"], team["id"]);
-        }
-    }
-    let result = target.call(method, params).await?;
+    let new_key = matches!(args.command, AdminCommand::Keys(Keys::Create { .. }));
+    let result = execute(&target, args.command).await?;
     match args.output {
         Output::Json => println!("{result:#}"),
-        Output::Text => print_text(method, &result),
+        Output::Text if new_key => print_key(&result),
+        Output::Text => print_rows(&result),
     }
     Ok(())
 }
 
-/// The method and params a command asks for.
-fn request(command: AdminCommand) -> (&'static str, Value) {
-    let set = |map: &mut Map<String, Value>, name: &str, value: Value| {
-        map.insert(name.to_owned(), value);
-    };
+/// Runs what a command asks for, with its arguments as the method's params.
+async fn execute(target: &Target, command: AdminCommand) -> Result<Value, String> {
     match command {
         AdminCommand::Teams(Teams::Create {
             name,
@@ -237,22 +240,27 @@ fn request(command: AdminCommand) -> (&'static str, Value) {
             requests_per_minute,
             tokens_per_minute,
         }) => {
-            let mut p = Map::new();
-            set(&mut p, "name", json!(name));
-            set(&mut p, "allowed_models", json!(allowed_models));
-            for (field, value) in [
-                ("credits_usd", credits.map(|c| json!(c))),
-                ("requests_per_minute", requests_per_minute.map(|n| json!(n))),
-                ("tokens_per_minute", tokens_per_minute.map(|n| json!(n))),
-            ] {
-                if let Some(value) = value {
-                    set(&mut p, field, value);
-                }
-            }
-            ("admin.teams.create", Value::Object(p))
+            let team = CreateTeam {
+                name,
+                allowed_models,
+                credits_usd: credits,
+                requests_per_minute,
+                tokens_per_minute,
+            };
+            target
+                .call::<api::TeamsCreate>(team, admin::create_team)
+                .await
         }
-        AdminCommand::Teams(Teams::List) => ("admin.teams.list", json!({})),
-        AdminCommand::Teams(Teams::Get { id }) => ("admin.teams.get", json!({"id": id})),
+        AdminCommand::Teams(Teams::List) => {
+            target
+                .call::<api::TeamsList>(NoParams {}, admin::list_teams)
+                .await
+        }
+        AdminCommand::Teams(Teams::Get { id }) => {
+            target
+                .call::<api::TeamsGet>(Id { id }, admin::get_team)
+                .await
+        }
         AdminCommand::Teams(Teams::Update {
             id,
             name,
@@ -261,59 +269,87 @@ fn request(command: AdminCommand) -> (&'static str, Value) {
             requests_per_minute,
             tokens_per_minute,
         }) => {
-            let mut p = Map::new();
-            set(&mut p, "id", json!(id));
-            if let Some(name) = name {
-                set(&mut p, "name", json!(name));
-            }
-            if let Some(models) = allowed_models {
-                set(&mut p, "allowed_models", json!(models));
-            }
-            if let Some(Setting(credits)) = credits {
-                set(&mut p, "credits_usd", json!(credits));
-            }
-            if let Some(Setting(rpm)) = requests_per_minute {
-                set(&mut p, "requests_per_minute", json!(rpm));
-            }
-            if let Some(Setting(tpm)) = tokens_per_minute {
-                set(&mut p, "tokens_per_minute", json!(tpm));
-            }
-            ("admin.teams.update", Value::Object(p))
+            let changes = TeamChanges {
+                name,
+                allowed_models,
+                credits_usd: credits.map(|Setting(c)| c),
+                requests_per_minute: requests_per_minute.map(|Setting(n)| n),
+                tokens_per_minute: tokens_per_minute.map(|Setting(n)| n),
+            };
+            let update = UpdateTeam { id, changes };
+            target
+                .call::<api::TeamsUpdate>(update, admin::update_team)
+                .await
         }
-        AdminCommand::Teams(Teams::Delete { id }) => ("admin.teams.delete", json!({"id": id})),
+        AdminCommand::Teams(Teams::Delete { id }) => {
+            target
+                .call::<api::TeamsDelete>(Id { id }, admin::delete_team)
+                .await
+        }
         AdminCommand::Keys(Keys::Create { team, role, name }) => {
+            if let Target::Database(_) = target {
+                let known = Id { id: team.clone() };
+                if target
+                    .call::<api::TeamsGet>(known, admin::get_team)
+                    .await
+                    .is_err()
+                {
+                    let new = CreateTeam {
+                        name: team.clone(),
+                        ..CreateTeam::default()
+                    };
+                    let made = target
+                        .call::<api::TeamsCreate>(new, admin::create_team)
+                        .await?;
+                    eprintln!("created team {} ({})", made["name"], made["id"]);
+                }
+            }
             let role = match role {
                 KeyRole::Caller => Role::Caller,
                 KeyRole::Admin => Role::Admin,
             };
-            let mut p = json!({"team_id": team, "role": role});
-            if let Some(name) = name {
-                p["name"] = json!(name);
-            }
-            ("admin.keys.create", p)
+            let key = CreateKey {
+                team_id: team,
+                role,
+                name,
+            };
+            target.call::<api::KeysCreate>(key, admin::create_key).await
         }
-        AdminCommand::Keys(Keys::List { team }) => ("admin.keys.list", json!({"team_id": team})),
-        AdminCommand::Keys(Keys::Revoke { id }) => ("admin.keys.revoke", json!({"id": id})),
-        AdminCommand::Credits(Credits::Add { team, amount }) => (
-            "admin.credits.add",
-            json!({"team_id": team, "amount_usd": amount}),
-        ),
+        AdminCommand::Keys(Keys::List { team }) => {
+            let list = ListKeys { team_id: team };
+            target.call::<api::KeysList>(list, admin::list_keys).await
+        }
+        AdminCommand::Keys(Keys::Revoke { id }) => {
+            target
+                .call::<api::KeysRevoke>(Id { id }, admin::revoke_key)
+                .await
+        }
+        AdminCommand::Credits(Credits::Add { team, amount }) => {
+            let credits = AddCredits {
+                team_id: team,
+                amount_usd: amount,
+            };
+            target
+                .call::<api::CreditsAdd>(credits, admin::add_credits)
+                .await
+        }
     }
 }
 
-/// A result for people: one line per team or key, the new key on a line of its own.
-fn print_text(method: &str, result: &Value) {
-    if method == "admin.keys.create" {
-        println!("{}", result["key"].as_str().unwrap_or_default());
-        eprintln!(
-            "key {} ({}, role {}, team {}): shown once, store it now",
-            result["id"].as_str().unwrap_or_default(),
-            result["prefix"].as_str().unwrap_or_default(),
-            result["role"].as_str().unwrap_or_default(),
-            result["team_id"].as_str().unwrap_or_default(),
-        );
-        return;
-    }
+/// A new key for people: the secret on a line of its own, the rest on stderr.
+fn print_key(result: &Value) {
+    println!("{}", result["key"].as_str().unwrap_or_default());
+    eprintln!(
+        "key {} ({}, role {}, team {}): shown once, store it now",
+        result["id"].as_str().unwrap_or_default(),
+        result["prefix"].as_str().unwrap_or_default(),
+        result["role"].as_str().unwrap_or_default(),
+        result["team_id"].as_str().unwrap_or_default(),
+    );
+}
+
+/// A result for people: one line per team or key.
+fn print_rows(result: &Value) {
     let rows = match result {
         Value::Array(rows) => rows.clone(),
         row => vec![row.clone()],

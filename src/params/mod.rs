@@ -17,7 +17,7 @@ mod tools;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CompleteParams {
+pub(crate) struct CompleteParams {
     model: String,
     messages: Vec<Message>,
     max_tokens: Option<i64>,

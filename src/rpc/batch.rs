@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::errors;
+use crate::api::{self, Method as _};
 
 /// The answer to a batch of more than `max` requests. A batch is counted without parsing its
 /// requests; anything that is not a JSON array is left for JSON-RPC to answer.
@@ -32,7 +33,7 @@ pub fn is_batch(body: &[u8]) -> bool {
 /// The answer to an HTTP batch holding an `llm.stream` call, which only a single request (as
 /// Server-Sent Events) or a WebSocket can answer.
 pub fn stream_in_http_batch(body: &[u8]) -> Option<Value> {
-    memchr::memmem::find(body, b"llm.stream")?;
+    memchr::memmem::find(body, api::Stream::NAME.as_bytes())?;
     #[derive(serde::Deserialize)]
     struct Method<'a> {
         #[serde(borrow)]
@@ -41,7 +42,7 @@ pub fn stream_in_http_batch(body: &[u8]) -> Option<Value> {
     let requests: Vec<Method<'_>> = serde_json::from_slice(body).ok()?;
     requests
         .iter()
-        .any(|r| r.method == Some("llm.stream"))
+        .any(|r| r.method == Some(api::Stream::NAME))
         .then(|| {
             let message = "llm.stream cannot be part of an HTTP batch: send it alone with Accept: \
                        text/event-stream, or over a WebSocket, where batches may hold it";

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::errors::{http_status, to_rpc_error};
 use crate::access::Caller;
+use crate::api::{self, Method};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{ChunkStream, Gateway};
@@ -73,11 +74,11 @@ pub async fn start_stream(
     caller: Option<&Arc<Caller>>,
 ) -> (CallContext, tracing::Span, Result<ChunkStream, Error>) {
     let (mut ctx, call) = params::parse(params, traceparent);
-    let span = telemetry::call_span("llm.stream", &mut ctx);
+    let span = telemetry::call_span(api::Stream::NAME, &mut ctx);
     let stream = async {
         ctx.caller = recheck(gateway, caller)?;
         let call = call.inspect_err(log_invalid)?;
-        gateway.stream("llm.stream", call, &ctx).await
+        gateway.stream(api::Stream::NAME, call, &ctx).await
     }
     .instrument(span.clone())
     .await;

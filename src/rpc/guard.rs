@@ -12,7 +12,10 @@ use jsonrpsee::server::middleware::rpc::{Batch, Notification, Request, RpcServic
 use jsonrpsee::types::{ErrorObject, Id};
 
 use super::errors::to_rpc_error;
+use crate::api::{self, Method, Subscription};
 use crate::error::{Error, ErrorKind};
+
+type Cancel = <api::Stream as Subscription>::Cancel;
 
 const INTERNAL: i32 = -32603;
 const INVALID_REQUEST: i32 = -32600;
@@ -43,7 +46,8 @@ where
         async move {
             let id = req.id().into_owned();
             // A subscription over plain HTTP, which jsonrpsee answers with a bare -32603.
-            let stream = matches!(req.method_name(), "llm.stream" | "llm.stream.cancel");
+            let method = req.method_name();
+            let stream = method == api::Stream::NAME || method == Cancel::NAME;
             let response = service.call(req).await;
             match response.as_error_code() {
                 Some(INTERNAL) if stream => MethodResponse::error(

@@ -1,5 +1,6 @@
-//! The JSON-RPC methods of contracts §3, §6 and §7, registered on one jsonrpsee module: the
-//! `llm.*` calls here, the `ops.*` and `admin.*` methods from their own files.
+//! The JSON-RPC methods of contracts §3, §6 and §7, registered on one jsonrpsee module by the
+//! names of the catalogue (`crate::api`): the `llm.*` calls here, the `ops.*` and `admin.*`
+//! methods from their own files.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use super::errors::to_rpc_error;
 use super::render::{ChunkWriter, complete_result};
 use super::{admin, ops, views};
 use crate::access::Caller;
+use crate::api::{self, Method, Subscription};
 use crate::context::TraceParent;
 use crate::error::Error;
 use crate::gateway::Gateway;
@@ -28,31 +30,31 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
     let openrpc: Value =
         serde_json::from_str(OPENRPC).map_err(|e| format!("proto-docs/openrpc.json: {e}"))?;
     let registered = (|| {
-        module.register_async_method("llm.complete", |params, gateway, ext| async move {
+        module.register_async_method(api::Complete::NAME, |params, gateway, ext| async move {
             complete(&gateway, params.as_str(), &ext).await
         })?;
         module.register_subscription(
-            "llm.stream",
-            "llm.stream.chunk",
-            "llm.stream.cancel",
+            api::Stream::NAME,
+            api::Stream::NOTIFICATION,
+            <api::Stream as Subscription>::Cancel::NAME,
             |params, pending, gateway, ext| async move {
                 subscribe(&gateway, params.as_str(), pending, &ext).await
             },
         )?;
-        module.register_method("llm.models", |_, gateway, ext| {
+        module.register_method(api::Models::NAME, |_, gateway, ext| {
             allowed(gateway, ext).map(|()| views::models(&gateway.models()))
         })?;
-        module.register_method("llm.metrics", |_, gateway, ext| {
+        module.register_method(api::Metrics::NAME, |_, gateway, ext| {
             allowed(gateway, ext).map(|()| views::metrics(&gateway.metrics().snapshot()))
         })?;
-        module.register_async_method("ops.trace", |params, gateway, ext| async move {
+        module.register_async_method(api::Trace::NAME, |params, gateway, ext| async move {
             ops::trace(&gateway, params.as_str(), &ext).await
         })?;
-        module.register_async_method("ops.usage", |params, gateway, ext| async move {
+        module.register_async_method(api::Usage::NAME, |params, gateway, ext| async move {
             ops::usage(&gateway, params.as_str(), &ext).await
         })?;
         admin::register(&mut module)?;
-        module.register_method("rpc.discover", move |_, gateway, ext| {
+        module.register_method(api::Discover::NAME, move |_, gateway, ext| {
             allowed(gateway, ext).map(|()| openrpc.clone())
         })?;
         Ok::<_, jsonrpsee::core::RegisterMethodError>(())
@@ -63,11 +65,11 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
 
 async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {
     let (mut ctx, call) = params::parse(params, ext.get::<TraceParent>());
-    let span = telemetry::call_span("llm.complete", &mut ctx);
+    let span = telemetry::call_span(api::Complete::NAME, &mut ctx);
     async {
         ctx.caller = caller(gateway, ext)?;
         let call = call.inspect_err(log_invalid)?;
-        let completion = gateway.complete("llm.complete", call, &ctx).await?;
+        let completion = gateway.complete(api::Complete::NAME, call, &ctx).await?;
         Ok(complete_result(&completion, &ctx))
     }
     .instrument(span)
@@ -118,43 +120,4 @@ async fn subscribe(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::routing::ModelRegistry;
-
-    #[test]
-    fn openrpc_describes_exactly_the_registered_methods() {
-        let registry = ModelRegistry::new(vec![], &Default::default()).unwrap();
-        let settings = crate::gateway::Settings {
-            default_model: None,
-            default_timeout: std::time::Duration::from_secs(1),
-            first_byte_timeout: std::time::Duration::from_secs(1),
-            idle_timeout: std::time::Duration::from_secs(1),
-            max_in_flight: 1,
-            budget_max_tokens: 1,
-        };
-        let gateway = Gateway::new(
-            registry,
-            vec![],
-            settings,
-            None,
-            None,
-            crate::ledger::Prices::default(),
-            Arc::new(crate::access::Access::anonymous(Arc::new(
-                crate::resilience::RateLimits::local(),
-            ))),
-        );
-        let module = module(Arc::new(gateway)).unwrap();
-        let mut registered: Vec<&str> = module.method_names().collect();
-        registered.sort_unstable();
-        let doc: Value = serde_json::from_str(OPENRPC).unwrap();
-        let mut described: Vec<&str> = doc["methods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap())
-            .collect();
-        described.sort_unstable();
-        assert_eq!(registered, described);
-    }
-}
+mod tests;

@@ -25,7 +25,6 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use jsonrpsee::server::{HttpResponse, StopHandle};
 
-pub use admin::dispatch;
 pub use post::refused;
 
 use crate::access::Caller;

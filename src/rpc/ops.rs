@@ -5,12 +5,12 @@ use std::future::Future;
 
 use jsonrpsee::Extensions;
 use jsonrpsee::core::RpcResult;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::call::{caller, fail, named_params};
+use crate::api::{self, Method};
 use crate::context::{CallContext, TraceParent};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::Gateway;
@@ -18,20 +18,6 @@ use crate::ledger::accounts::Role;
 use crate::ledger::{self, GroupBy, LedgerError};
 use crate::params::log_invalid;
 use crate::telemetry;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TraceParams {
-    trace_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsageParams {
-    since: Option<String>,
-    until: Option<String>,
-    group_by: Option<GroupBy>,
-}
 
 /// The default window of `ops.usage`: the last day.
 const DAY_MS: i64 = 86_400_000;
@@ -99,11 +85,11 @@ pub async fn trace(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
     let expected = r#"{"trace_id": "…"}"#;
     serve(
         gateway,
-        "ops.trace",
+        api::Trace::NAME,
         params,
         ext,
         expected,
-        |params: TraceParams, team| async move {
+        |params: <api::Trace as Method>::Params, team| async move {
             let Some(ledger) = gateway.ledger() else {
                 return Ok(json!([]));
             };
@@ -123,11 +109,11 @@ pub async fn usage(gateway: &Gateway, params: Option<&str>, ext: &Extensions) ->
     let expected = r#"{"since": RFC 3339, "until": RFC 3339, "group_by": "provider" | "model" | "source_agent" | "team"}"#;
     serve(
         gateway,
-        "ops.usage",
+        api::Usage::NAME,
         params,
         ext,
         expected,
-        |params: UsageParams, team| async move {
+        |params: <api::Usage as Method>::Params, team| async move {
             let time = |field: &str, value: Option<String>, default: i64| match value {
                 None => Ok(default),
                 Some(text) => ledger::parse_rfc3339(&text).ok_or_else(|| {

@@ -15,6 +15,7 @@ use super::call::start_stream;
 use super::errors::{http_status, to_json};
 use super::render::ChunkWriter;
 use crate::access::Caller;
+use crate::api::{self, Method as _};
 use crate::context::TraceParent;
 use crate::error::ErrorKind;
 use crate::gateway::Gateway;
@@ -45,13 +46,15 @@ impl StreamCall<'_> {
 /// JSON) is `None`, for the ordinary JSON-RPC path to answer.
 pub fn stream_call(body: &[u8]) -> Option<StreamCall<'_>> {
     // Most requests are not streams: a scan for the name spares them a parse.
-    memchr::memmem::find(body, b"llm.stream")?;
+    memchr::memmem::find(body, api::Stream::NAME.as_bytes())?;
     let request: StreamRequest = serde_json::from_slice(body).ok()?;
     let id: Value = serde_json::from_str(request.id.get()).ok()?;
     let valid_id = matches!(id, Value::String(_) | Value::Number(_));
-    (request.jsonrpc == "2.0" && request.method == "llm.stream" && valid_id).then(|| StreamCall {
-        id,
-        params: request.params.map(RawValue::get),
+    (request.jsonrpc == "2.0" && request.method == api::Stream::NAME && valid_id).then(|| {
+        StreamCall {
+            id,
+            params: request.params.map(RawValue::get),
+        }
     })
 }
 

@@ -20,6 +20,7 @@ use super::batch::{batch_too_long, too_large};
 use super::envelope::hoist_a2a_context;
 use super::service::{RpcService, into_rpc_request};
 use crate::access::Caller;
+use crate::api::{self, Method as _};
 
 /// Headers of the caller's upgrade request that its calls need (trace context).
 const FORWARDED: [&str; 2] = ["traceparent", "tracestate"];
@@ -217,7 +218,7 @@ impl BatchedStreams {
     /// Notes the `llm.stream` requests of a batch the caller sent.
     fn sent(&mut self, text: &str) {
         let looks_like_one = text.trim_start().starts_with('[')
-            && memchr::memmem::find(text.as_bytes(), b"llm.stream").is_some();
+            && memchr::memmem::find(text.as_bytes(), api::Stream::NAME.as_bytes()).is_some();
         if !looks_like_one {
             return;
         }
@@ -227,7 +228,7 @@ impl BatchedStreams {
         self.pending.extend(
             batch
                 .into_iter()
-                .filter(|r| r.get("method").and_then(Value::as_str) == Some("llm.stream"))
+                .filter(|r| r.get("method").and_then(Value::as_str) == Some(api::Stream::NAME))
                 .filter_map(|mut r| r.get_mut("id").map(Value::take))
                 .filter(|id| !id.is_null()),
         );
