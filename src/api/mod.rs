@@ -19,4 +19,4 @@ pub(crate) use admin::{
 pub(crate) use catalogue::METHODS;
 pub(crate) use llm::{Complete, Discover, Metrics, Models, Stream};
 pub(crate) use method::{Method, Subscription};
-pub(crate) use ops::{Trace, Usage};
+pub(crate) use ops::{Trace, TraceParams, Usage};

@@ -1,6 +1,6 @@
 //! The operators' methods, read from the call ledger: `ops.trace` and `ops.usage`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::method::Method;
@@ -9,7 +9,7 @@ use crate::ledger::{CallRecord, GroupBy};
 /// Every call of one trace id.
 pub(crate) struct Trace;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TraceParams {
     pub(crate) trace_id: String,

@@ -5,8 +5,9 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::rpc_client::{CallError, RpcClient};
 use crate::access::admin::{
     self, AddCredits, CreateKey, CreateTeam, Id, ListKeys, NoParams, UpdateTeam,
 };
@@ -150,10 +151,7 @@ impl<T: std::str::FromStr> std::str::FromStr for Setting<T> {
 
 /// Where the methods run.
 enum Target {
-    Service {
-        url: String,
-        api_key: Option<String>,
-    },
+    Service { url: String, client: RpcClient },
     Database(Accounts),
 }
 
@@ -175,29 +173,14 @@ impl Target {
                 let result = operation(accounts, params).await.map_err(|e| e.message)?;
                 serde_json::to_value(result).map_err(|e| e.to_string())
             }
-            Target::Service { url, api_key } => {
-                let client = providers::http_client(std::time::Duration::from_secs(10))
-                    .map_err(|e| e.to_string())?;
-                let request =
-                    json!({"jsonrpc": "2.0", "id": 1, "method": M::NAME, "params": params});
-                let mut post = client.post(url).json(&request);
-                if let Some(key) = api_key {
-                    post = post.bearer_auth(key);
-                }
-                let response = post
-                    .send()
-                    .await
-                    .map_err(|e| format!("cannot reach {url}: {e}"))?;
-                let body: Value = response
-                    .json()
-                    .await
-                    .map_err(|e| format!("invalid answer from {url}: {e}"))?;
-                match body.get("error") {
-                    Some(error) => Err(error["message"]
+            Target::Service { url, client } => {
+                client.call::<M>(&params, None).await.map_err(|e| match e {
+                    CallError::Unreachable(e) => format!("cannot reach {url}: {e}"),
+                    CallError::NotJson(e) => format!("invalid answer from {url}: {e}"),
+                    CallError::Failed(error) => error["message"]
                         .as_str()
-                        .map_or_else(|| error.to_string(), str::to_owned)),
-                    None => Ok(body["result"].clone()),
-                }
+                        .map_or_else(|| error.to_string(), str::to_owned),
+                })
             }
         }
     }
@@ -205,10 +188,12 @@ impl Target {
 
 pub async fn run(args: AdminArgs) -> Result<(), String> {
     let target = match args.url {
-        Some(url) => Target::Service {
-            url,
-            api_key: args.api_key,
-        },
+        Some(url) => {
+            let http = providers::http_client(std::time::Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            let client = RpcClient::new(http, url.clone(), args.api_key);
+            Target::Service { url, client }
+        }
         None => {
             // Opening applies the migrations: the first command makes the database.
             ledger::open(&args.database_url)

@@ -1,5 +1,6 @@
-//! `llmrpc complete | stream | models | trace`: small JSON-RPC clients of a running service, for
-//! people (text, a spinner) and for pipelines (`--output json|jsonl`, exit codes).
+//! `llmrpc complete | stream | models | trace`: the commands that call a running service through
+//! the command line's JSON-RPC client, for people (text, a spinner) and for pipelines
+//! (`--output json|jsonl`, exit codes).
 
 use std::io::Write;
 
@@ -7,6 +8,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::output::{Failure, Format, OutputArgs, spinner, table};
+use super::rpc_client::{CallError, RpcClient, result_of};
+use crate::api::{self, Method};
 use crate::providers;
 use crate::sse;
 
@@ -23,15 +26,34 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    /// A POST to the service, with the caller key when there is one.
-    fn post(&self) -> Result<reqwest::RequestBuilder, Failure> {
-        let client = providers::http_client(std::time::Duration::from_secs(10))
+    /// The service's client, with the caller key when there is one.
+    fn client(&self) -> Result<RpcClient, Failure> {
+        let http = providers::http_client(std::time::Duration::from_secs(10))
             .map_err(|e| Failure::from(e.to_string()))?;
-        let request = client.post(&self.url);
-        Ok(match &self.api_key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        })
+        Ok(RpcClient::new(http, self.url.clone(), self.api_key.clone()))
+    }
+
+    /// One call of `M`: its result, or the failure the commands report.
+    async fn call<M: Method>(
+        &self,
+        params: &impl serde::Serialize,
+        a2a_context: Option<&Value>,
+    ) -> Result<Value, Failure> {
+        let client = self.client()?;
+        client
+            .call::<M>(params, a2a_context)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    fn failure(&self, e: CallError) -> Failure {
+        match e {
+            CallError::Unreachable(e) => self.unreachable(e),
+            CallError::NotJson(e) => {
+                Failure::from(format!("invalid answer from {}: {e}", self.url))
+            }
+            CallError::Failed(error) => Failure::of_rpc(&error),
+        }
     }
 
     fn format(&self) -> Format {
@@ -66,7 +88,8 @@ pub struct CallArgs {
 }
 
 impl CallArgs {
-    fn request(&self, method: &str) -> Value {
+    /// `llm.complete`'s (and `llm.stream`'s) params, and the A2A context sent beside them.
+    fn params(&self) -> (Value, Value) {
         let mut messages = Vec::new();
         if let Some(system) = &self.system {
             messages.push(json!({"role": "system", "content": system}));
@@ -80,22 +103,8 @@ impl CallArgs {
         if let Some(trace_id) = &self.trace_id {
             context["trace_id"] = json!(trace_id);
         }
-        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params, "a2a_context": context})
+        (params, context)
     }
-}
-
-async fn call(service: &ServiceArgs, request: &Value) -> Result<Value, Failure> {
-    let response = service
-        .post()?
-        .json(request)
-        .send()
-        .await
-        .map_err(|e| service.unreachable(e))?;
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("invalid answer from {}: {e}", service.url))?;
-    result_of(body)
 }
 
 fn is_event_stream(response: &reqwest::Response) -> bool {
@@ -104,13 +113,6 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"))
-}
-
-fn result_of(response: Value) -> Result<Value, Failure> {
-    match response.get("error") {
-        Some(error) => Err(Failure::of_rpc(error)),
-        None => Ok(response.get("result").cloned().unwrap_or(Value::Null)),
-    }
 }
 
 /// The line people read under an answer: who answered, how fast, how much, under which trace.
@@ -131,7 +133,11 @@ fn trailer(result: &Value) -> String {
 pub async fn complete(args: CallArgs) -> Result<(), Failure> {
     let format = args.service.format();
     let waiting = (format == Format::Text).then(|| spinner("waiting for the answer"));
-    let result = call(&args.service, &args.request("llm.complete")).await;
+    let (params, context) = args.params();
+    let result = args
+        .service
+        .call::<api::Complete>(&params, Some(&context))
+        .await;
     if let Some(spinner) = waiting {
         spinner.finish_and_clear();
     }
@@ -150,13 +156,9 @@ pub async fn complete(args: CallArgs) -> Result<(), Failure> {
 pub async fn stream(args: CallArgs) -> Result<(), Failure> {
     let format = args.service.format();
     let waiting = (format == Format::Text).then(|| spinner("waiting for the first token"));
-    let sent = args
-        .service
-        .post()?
-        .header("accept", "text/event-stream")
-        .json(&args.request("llm.stream"))
-        .send()
-        .await;
+    let (params, context) = args.params();
+    let client = args.service.client()?;
+    let sent = client.events::<api::Stream>(&params, Some(&context)).await;
     let response = match sent {
         Ok(response) => response,
         Err(e) => {
@@ -176,7 +178,7 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
             .json()
             .await
             .map_err(|e| format!("invalid answer from {}: {e}", args.service.url))?;
-        result_of(body)?;
+        result_of(body).map_err(|e| args.service.failure(e))?;
         return Err(Failure::from(format!(
             "{} answered without streaming",
             args.service.url
@@ -199,7 +201,7 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
                 serde_json::from_str(&event.data)
                     .map_err(|e| Failure::from(format!("invalid event: {e}")))
             })
-            .and_then(result_of)
+            .and_then(|answer| result_of(answer).map_err(|e| args.service.failure(e)))
         {
             Ok(chunk) => chunk,
             Err(failure) => break Err(failure),
@@ -241,8 +243,7 @@ pub async fn stream(args: CallArgs) -> Result<(), Failure> {
 }
 
 pub async fn models(args: ServiceArgs) -> Result<(), Failure> {
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.models"});
-    let result = call(&args, &request).await?;
+    let result = args.call::<api::Models>(&(), None).await?;
     let models = result["models"].as_array().cloned().unwrap_or_default();
     match args.format() {
         Format::Json => println!("{result:#}"),
@@ -289,8 +290,10 @@ fn text(v: &Value) -> String {
 
 /// Prints every call of a trace and each of its attempts, oldest first.
 pub async fn trace(args: TraceArgs) -> Result<(), Failure> {
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "ops.trace", "params": {"trace_id": args.trace_id}});
-    let result = call(&args.service, &request).await?;
+    let params = api::TraceParams {
+        trace_id: args.trace_id.clone(),
+    };
+    let result = args.service.call::<api::Trace>(&params, None).await?;
     let calls = result.as_array().cloned().unwrap_or_default();
     match args.service.format() {
         Format::Json => {

@@ -5,6 +5,7 @@ mod client;
 mod doctor;
 mod output;
 mod probe;
+mod rpc_client;
 mod serve;
 mod verify;
 

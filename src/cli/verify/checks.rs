@@ -8,6 +8,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::client::Client;
+use crate::api::{self, Subscription};
 
 /// The outcome of one run of one check.
 pub(crate) type Outcome = Result<String, String>;
@@ -49,7 +50,7 @@ fn new_trace_id() -> String {
 pub(crate) async fn complete(client: &Client, settings: &Settings, model: &str) -> Outcome {
     let trace_id = new_trace_id();
     let result = client
-        .result("llm.complete", settings.params(model, &trace_id))
+        .result::<api::Complete>(settings.params(model, &trace_id))
         .await?;
     if result["trace_id"] != json!(trace_id) {
         return Err(format!("the result lacks the trace id {trace_id}"));
@@ -103,7 +104,7 @@ fn check_chunks(chunks: &[Value], trace_id: &str) -> Outcome {
 pub(crate) async fn stream_sse(client: &Client, settings: &Settings, model: &str) -> Outcome {
     let trace_id = new_trace_id();
     let events = client
-        .sse("llm.stream", settings.params(model, &trace_id))
+        .sse::<api::Stream>(settings.params(model, &trace_id))
         .await?;
     let mut events = std::pin::pin!(events);
     let mut chunks = Vec::new();
@@ -127,7 +128,7 @@ pub(crate) async fn stream_sse(client: &Client, settings: &Settings, model: &str
 pub(crate) async fn stream_ws(client: &Client, settings: &Settings, model: &str) -> Outcome {
     let trace_id = new_trace_id();
     let mut socket = client
-        .subscribe("llm.stream", settings.params(model, &trace_id))
+        .subscribe::<api::Stream>(settings.params(model, &trace_id))
         .await?;
     let deadline = Duration::from_millis(settings.timeout_ms + 5_000);
     let mut chunks = Vec::new();
@@ -137,7 +138,7 @@ pub(crate) async fn stream_ws(client: &Client, settings: &Settings, model: &str)
             if let Some(error) = message.get("error") {
                 return Err(format!("llm.stream failed: {error}"));
             }
-            if message["method"] == "llm.stream.chunk" {
+            if message["method"] == api::Stream::NOTIFICATION {
                 let chunk = message["params"]["result"].clone();
                 let done = chunk["done"] == json!(true);
                 chunks.push(chunk);
@@ -172,7 +173,7 @@ pub(crate) async fn trace_roundtrip(
 ) -> Outcome {
     let trace_id = new_trace_id();
     let result = client
-        .result("llm.complete", settings.params(model, &trace_id))
+        .result::<api::Complete>(settings.params(model, &trace_id))
         .await?;
     // Behind a load balancer, ops.trace may reach another replica than the call did, and that
     // replica's ledger writer may hold the record for up to ~250 ms (operations.md): ask again
@@ -180,7 +181,7 @@ pub(crate) async fn trace_roundtrip(
     let patience = Instant::now() + Duration::from_secs(2);
     let calls = loop {
         let calls = client
-            .result("ops.trace", json!({"trace_id": trace_id}))
+            .result::<api::Trace>(json!({"trace_id": trace_id}))
             .await?;
         if calls.as_array().is_some_and(|c| !c.is_empty()) || Instant::now() >= patience {
             break calls;
@@ -230,7 +231,7 @@ async fn expect_error(client: &Client, params: Value, code: i64) -> Outcome {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let answer = client.rpc("llm.complete", params).await?;
+    let answer = client.rpc::<api::Complete>(params).await?;
     match answer["error"]["code"].as_i64() {
         Some(got) if got == code => {
             if answer["error"]["data"]["trace_id"] != json!(trace_id) {
@@ -419,7 +420,7 @@ pub(crate) async fn a2a(client: &Client, model: &str) -> Result<Option<String>, 
 /// The mock's 503, retried: `-32004` after more than one attempt.
 pub(crate) async fn retry_transient(client: &Client, settings: &Settings, model: &str) -> Outcome {
     let params = settings.params(&format!("{model}_status-503"), &new_trace_id());
-    let answer = client.rpc("llm.complete", params).await?;
+    let answer = client.rpc::<api::Complete>(params).await?;
     let attempts = answer["error"]["data"]["attempts"].as_u64().unwrap_or(0);
     // The mock's 503, not any unavailability (a provider that cannot be reached, or whose
     // circuit is open, fails with -32004 too).
@@ -442,7 +443,7 @@ pub(crate) async fn rate_limit_retry_after(
     let trace_id = new_trace_id();
     let mut params = settings.params(&format!("{model}_status-429_retryafter-5"), &trace_id);
     params["timeout_ms"] = json!(1_000);
-    let answer = client.rpc("llm.complete", params).await?;
+    let answer = client.rpc::<api::Complete>(params).await?;
     let wait = answer["error"]["data"]["retry_after_ms"].as_u64();
     match (answer["error"]["code"].as_i64(), wait) {
         (Some(-32002), Some(wait)) => Ok(format!("-32002, retry_after_ms {wait}")),
@@ -454,7 +455,7 @@ pub(crate) async fn rate_limit_retry_after(
 pub(crate) async fn stream_drop(client: &Client, settings: &Settings, model: &str) -> Outcome {
     let trace_id = new_trace_id();
     let params = settings.params(&format!("{model}_chunks-10_drop-3_interval-5"), &trace_id);
-    let events = client.sse("llm.stream", params).await?;
+    let events = client.sse::<api::Stream>(params).await?;
     let mut events = std::pin::pin!(events);
     let mut last = Value::Null;
     let mut deltas = 0;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::client::Client;
+use crate::api;
 use crate::cli::output::Failure;
 use crate::ledger::Prices;
 
@@ -27,7 +28,7 @@ pub(crate) async fn targets(
     // Not reaching the service is exit 6; a service that answers with an error (a missing or
     // rejected key above all) exits by that error's class, 3 for auth.
     let answer = client
-        .rpc("llm.models", json!({}))
+        .rpc::<api::Models>(json!({}))
         .await
         .map_err(Failure::unreachable)?;
     if let Some(error) = answer.get("error") {
