@@ -6,7 +6,7 @@
 //! `llmrpc admin keys create` before the service started, as an operator would make it; the price
 //! table is 1 USD per token, so that the mock's 9 + 3 tokens cost exactly 12 USD.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! Every run that passes `--mock` also makes the `deadline` case deterministic (the mock is asked
 //! for a slow answer); the wiremock upstreams answer after a delay for the same reason.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -4,7 +4,7 @@
 //! The PostgreSQL test is `#[ignore]`d like the others that need a server (`make test` runs it
 //! with `--ignored postgres::` when PostgreSQL answers, and always under `CI=true`).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

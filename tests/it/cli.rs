@@ -10,7 +10,7 @@
 //! clean environment (PATH, short retry backoffs, and what the test names) and a fresh temp dir as
 //! its working directory, so that no `.env`, key or database of this machine leaks in.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;

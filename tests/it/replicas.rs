@@ -4,7 +4,7 @@
 //! servers reports them as ignored: `make test` runs them (`--ignored postgres::`) when
 //! PostgreSQL answers, and always when `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Misbehaving providers and load: retries, deadlines, cancellation, limits, breakers,
 //! fallbacks and shutdown, as callers and providers see them.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Every envelope error, every invalid-params rule the caller can hit, and every upstream error
 //! mapping, as callers see them: exact codes, kinds and trace ids, and what reached upstream.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
