@@ -2,6 +2,7 @@
 //! the tests drive it with.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod pg;
 pub mod raw;
 pub mod upstream;
