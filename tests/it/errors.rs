@@ -248,10 +248,8 @@ async fn upstream_garbage_and_a_dead_upstream_are_provider_unavailable() {
         "provider_unavailable",
     );
 
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", listener.local_addr().unwrap())
-    };
+    let closed = ClosedPort::new();
+    let dead = format!("{}/v1", closed.url());
     let service =
         Service::start_with(&[("OPENAI_API_KEY", OPENAI_KEY), ("OPENAI_BASE_URL", &dead)]);
     assert_error(

@@ -225,10 +225,8 @@ async fn a_silent_stream_ends_with_a_timeout_chunk_after_the_idle_limit() {
 
 #[tokio::test]
 async fn connection_refused_is_provider_unavailable_after_retries() {
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", listener.local_addr().unwrap())
-    };
+    let closed = ClosedPort::new();
+    let dead = format!("{}/v1", closed.url());
     let service =
         Service::start_with(&[("OPENAI_API_KEY", OPENAI_KEY), ("OPENAI_BASE_URL", &dead)]);
     let answer = service.call("llm.complete", params("gpt-4.1-mini")).await;

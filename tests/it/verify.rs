@@ -98,14 +98,6 @@ fn start_service(env: &[(&'static str, String)]) -> Service {
     Service::start_with(&env)
 }
 
-/// A URL on which nothing listens: a port the system gave out and that was closed again.
-fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
-
 /// One run of `llmrpc verify`.
 struct Run {
     code: i32,
@@ -493,9 +485,10 @@ fn a_service_on_the_mock_passes_every_case_with_a_junit_report() {
 fn a_broken_provider_fails_its_cases_only() {
     let mock = MockUpstream::start();
     let mut env = mock.env();
+    let closed = ClosedPort::new();
     for (name, value) in &mut env {
         if *name == "ANTHROPIC_BASE_URL" {
-            *value = closed_url();
+            *value = closed.url();
         }
     }
     let service = start_service(&env);
@@ -833,7 +826,8 @@ async fn a_dry_run_lists_the_cases_and_calls_no_provider() {
 /// (f) Nothing listening at `--url`: exit 6, before any case.
 #[test]
 fn an_unreachable_service_exits_6() {
-    let url = closed_url();
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let run = verify(&["--url", &url, "--report", "junit.xml", "--output", "json"]);
     assert_eq!(run.code, 6, "{}", run.describe());
     assert!(
@@ -848,7 +842,7 @@ fn an_unreachable_service_exits_6() {
 /// `--repeat 0` would run nothing and pass: it is a usage error.
 #[test]
 fn repeat_zero_is_a_usage_error() {
-    let run = verify(&["--url", &closed_url(), "--repeat", "0"]);
+    let run = verify(&["--url", &ClosedPort::new().url(), "--repeat", "0"]);
     assert_eq!(run.code, 2, "{}", run.describe());
 }
 

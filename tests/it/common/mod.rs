@@ -176,6 +176,32 @@ impl Drop for Service {
     }
 }
 
+/// A local address on which nothing listens, for as long as this lives. Its port stays bound but
+/// not listening, so that a connection to it is refused at once and no other process (a test's
+/// service, another build's) can be given the port meanwhile, as it could one merely freed.
+pub struct ClosedPort {
+    addr: std::net::SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind a port");
+        ClosedPort {
+            addr: socket.local_addr().expect("its address"),
+            _socket: socket,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
 /// POSTs `body` as JSON to `url`: the HTTP status and the parsed answer. Owns its inputs, so
 /// that a caller can be spawned and cancelled.
 pub async fn post_to(url: String, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
