@@ -487,7 +487,9 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         &[
             ("LLMRPC_MAX_RETRIES", "0"),
             ("LLMRPC_BREAKER_THRESHOLD", "2"),
-            ("LLMRPC_BREAKER_COOLDOWN_MS", "300"),
+            // Long enough that the checks of the open circuit below are done before it half-opens
+            // on a busy machine; the test then waits for that.
+            ("LLMRPC_BREAKER_COOLDOWN_MS", "2000"),
         ],
     );
     for _ in 0..2 {
