@@ -1,8 +1,8 @@
 //! The OpenAI-compatible surface as raw HTTP sees it: exact shapes of answers, chunks and errors,
 //! the trace headers, the ledger's record, and bad input answered in OpenAI's error shape. (The
-//! official SDK drives it in tests/openai_sdk.rs.)
+//! official SDK drives it in tests/it/openai_sdk.rs.)
 
-mod common;
+use crate::common;
 
 use common::upstream::{ALL, Provider};
 use common::*;

@@ -2,13 +2,14 @@
 //! the tests drive it with.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod pg;
 pub mod raw;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,10 +18,17 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub const OPENAI_KEY: &str = "sk-test-0123456789abcdefghijklmnop";
 
+/// The service's log lines so far, and a signal for each new one.
+#[derive(Default)]
+struct Logs {
+    lines: Mutex<Vec<String>>,
+    added: Condvar,
+}
+
 pub struct Service {
     child: Child,
     pub addr: String,
-    logs: Arc<Mutex<Vec<String>>>,
+    logs: Arc<Logs>,
     _dir: tempfile::TempDir,
 }
 
@@ -57,7 +65,7 @@ impl Service {
         }
         let mut child = command.spawn().expect("spawn llmrpc");
         let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        let logs = Arc::new(Logs::default());
         let (addr_tx, addr_rx) = mpsc::channel();
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
@@ -67,14 +75,15 @@ impl Service {
                         let _ = addr_tx.send(addr.to_owned());
                     }
                 }
-                sink.lock().unwrap().push(line);
+                sink.lines.lock().unwrap().push(line);
+                sink.added.notify_all();
             }
         });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => panic!(
                 "llmrpc did not start; logs:\n{}",
-                logs.lock().unwrap().join("\n")
+                logs.lines.lock().unwrap().join("\n")
             ),
         };
         Service {
@@ -94,23 +103,26 @@ impl Service {
     }
 
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap().clone()
+        self.logs.lines.lock().unwrap().clone()
     }
 
     /// Waits until a log line satisfies `pred` (the logs arrive through a pipe, a little after
-    /// the answer), failing after 10 s.
+    /// the answer), failing after 10 s. It sleeps until each new line rather than spinning, so
+    /// that it leaves the cores to the processes it waits for.
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = self.logs.lines.lock().unwrap();
         loop {
-            if let Some(line) = self.logs().into_iter().find(|l| pred(l)) {
-                return line;
+            if let Some(line) = lines.iter().find(|l| pred(l)) {
+                return line.clone();
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "no such log line in:\n{}",
-                self.logs().join("\n")
+                lines.join("\n")
             );
-            std::thread::yield_now();
+            lines = self.logs.added.wait_timeout(lines, left).unwrap().0;
         }
     }
 
@@ -124,7 +136,8 @@ impl Service {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return Some(status);
             }
-            std::thread::yield_now();
+            // A poll, not a spin: the exit needs the cores this would take.
+            std::thread::sleep(Duration::from_millis(10));
         }
         None
     }
@@ -172,6 +185,32 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A local address on which nothing listens, for as long as this lives. Its port stays bound but
+/// not listening, so that a connection to it is refused at once and no other process (a test's
+/// service, another build's) can be given the port meanwhile, as it could one merely freed.
+pub struct ClosedPort {
+    addr: std::net::SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind a port");
+        ClosedPort {
+            addr: socket.local_addr().expect("its address"),
+            _socket: socket,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 

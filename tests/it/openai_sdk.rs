@@ -4,7 +4,7 @@
 //! up the upstreams and checks what reached them. The SDK runs with `max_retries=0`, so each
 //! call it makes is one request to the service.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,10 +3,10 @@
 //! system text, images, reasoning, temperature). They pin the wire across refactors of the
 //! provider layer: a change to what goes upstream shows here as a diff, never silently.
 //!
-//! `LLMRPC_BLESS=1 cargo test --test golden` rewrites `tests/fixtures/golden/requests.json`
-//! after an intended change; review its diff like code.
+//! `LLMRPC_BLESS=1 cargo test --test it golden::` rewrites
+//! `tests/fixtures/golden/requests.json` after an intended change; review its diff like code.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

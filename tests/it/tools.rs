@@ -3,7 +3,7 @@
 //! provider's own on the wire; complete and streamed; and bad tool params refused before
 //! anything is sent.
 
-mod common;
+use crate::common;
 
 use common::upstream::{ALL, Provider};
 use common::*;

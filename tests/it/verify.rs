@@ -6,7 +6,7 @@
 //! Every run that passes `--mock` also makes the `deadline` case deterministic (the mock is asked
 //! for a slow answer); the wiremock upstreams answer after a delay for the same reason.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -96,14 +96,6 @@ impl Drop for MockUpstream {
 fn start_service(env: &[(&'static str, String)]) -> Service {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Service::start_with(&env)
-}
-
-/// A URL on which nothing listens: a port the system gave out and that was closed again.
-fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
 }
 
 /// One run of `llmrpc verify`.
@@ -493,9 +485,10 @@ fn a_service_on_the_mock_passes_every_case_with_a_junit_report() {
 fn a_broken_provider_fails_its_cases_only() {
     let mock = MockUpstream::start();
     let mut env = mock.env();
+    let closed = ClosedPort::new();
     for (name, value) in &mut env {
         if *name == "ANTHROPIC_BASE_URL" {
-            *value = closed_url();
+            *value = closed.url();
         }
     }
     let service = start_service(&env);
@@ -1014,7 +1007,8 @@ fn a_misspelled_case_is_a_usage_error_naming_the_cases() {
 /// (f) Nothing listening at `--url`: exit 6, before any case.
 #[test]
 fn an_unreachable_service_exits_6() {
-    let url = closed_url();
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let run = verify(&["--url", &url, "--report", "junit.xml", "--output", "json"]);
     assert_eq!(run.code, 6, "{}", run.describe());
     assert!(
@@ -1029,7 +1023,7 @@ fn an_unreachable_service_exits_6() {
 /// `--repeat 0` would run nothing and pass: it is a usage error.
 #[test]
 fn repeat_zero_is_a_usage_error() {
-    let run = verify(&["--url", &closed_url(), "--repeat", "0"]);
+    let run = verify(&["--url", &ClosedPort::new().url(), "--repeat", "0"]);
     assert_eq!(run.code, 2, "{}", run.describe());
 }
 

@@ -3,7 +3,7 @@
 //! tests/interop/a2a_sdk.py (what the SDK resolves, parses and raises); this side sets up the
 //! upstreams and checks what reached them and what the ledger recorded.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Misbehaving providers and load: retries, deadlines, cancellation, limits, breakers,
 //! fallbacks and shutdown, as callers and providers see them.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -225,10 +225,8 @@ async fn a_silent_stream_ends_with_a_timeout_chunk_after_the_idle_limit() {
 
 #[tokio::test]
 async fn connection_refused_is_provider_unavailable_after_retries() {
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", listener.local_addr().unwrap())
-    };
+    let closed = ClosedPort::new();
+    let dead = format!("{}/v1", closed.url());
     let service =
         Service::start_with(&[("OPENAI_API_KEY", OPENAI_KEY), ("OPENAI_BASE_URL", &dead)]);
     let answer = service.call("llm.complete", params("gpt-4.1-mini")).await;
@@ -489,7 +487,9 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         &[
             ("LLMRPC_MAX_RETRIES", "0"),
             ("LLMRPC_BREAKER_THRESHOLD", "2"),
-            ("LLMRPC_BREAKER_COOLDOWN_MS", "300"),
+            // Long enough that the checks of the open circuit below are done before it half-opens
+            // on a busy machine; the test then waits for that.
+            ("LLMRPC_BREAKER_COOLDOWN_MS", "2000"),
         ],
     );
     for _ in 0..2 {

@@ -1,7 +1,7 @@
 //! The provider suite: every scenario runs against each of OpenAI, Anthropic and Gemini, so that
 //! callers cannot tell which provider answered except by the `provider` field.
 
-mod common;
+use crate::common;
 
 use common::upstream::{ALL, Provider};
 use common::*;

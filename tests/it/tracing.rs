@@ -1,7 +1,7 @@
 //! OpenTelemetry export: a span per call and a child per upstream attempt, continuing the
 //! caller's trace into the provider's request, received by an in-process OTLP/HTTP endpoint.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What operators see by trace id: the ledger through `ops.trace`, `ops.usage`, `llmrpc trace`,
 //! and the finished-call log line, with a real server.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::StreamExt;

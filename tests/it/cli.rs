@@ -10,7 +10,7 @@
 //! clean environment (PATH, short retry backoffs, and what the test names) and a fresh temp dir as
 //! its working directory, so that no `.env`, key or database of this machine leaks in.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -19,7 +19,7 @@ use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use common::{OPENAI_KEY, Service};
+use common::{ClosedPort, OPENAI_KEY, Service};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use wiremock::matchers::method;
@@ -66,14 +66,6 @@ fn mock() -> &'static str {
 /// `OPENAI_BASE_URL` pointed at the mock.
 fn mock_openai() -> String {
     format!("{}/v1", mock())
-}
-
-/// A URL where nothing listens: a port just freed.
-fn closed_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    format!("http://{addr}")
 }
 
 /// A service whose OpenAI is the mock, without retries, plus `extra` variables.
@@ -493,7 +485,8 @@ fn an_unavailable_provider_or_service_exits_6() {
         out.stderr
     );
 
-    let nowhere = closed_url();
+    let closed = ClosedPort::new();
+    let nowhere = closed.url();
     for command in ["complete", "stream"] {
         let out = ask(command, &nowhere, "fast", &[], UNAVAILABLE);
         assert!(
@@ -787,7 +780,8 @@ async fn test_all_asks_every_provider_and_exits_with_the_worst_failure() {
         .await;
     let openai = mock_openai();
     let anthropic_url = anthropic.uri();
-    let gemini = closed_url();
+    let closed = ClosedPort::new();
+    let gemini = closed.url();
     let env = [
         ("OPENAI_API_KEY", "mock"),
         ("OPENAI_BASE_URL", openai.as_str()),
@@ -941,7 +935,8 @@ fn doctor_skips_providers_without_a_key_and_fails_on_an_unreachable_base_url() {
     );
 
     // A base URL where nothing listens: the provider's row fails, and the exit code says why.
-    let nowhere = closed_url();
+    let closed = ClosedPort::new();
+    let nowhere = closed.url();
     let env = [
         ("OPENAI_API_KEY", "mock"),
         ("OPENAI_BASE_URL", nowhere.as_str()),

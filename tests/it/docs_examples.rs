@@ -2,7 +2,7 @@
 //! (WebSocket) in proto-docs/*.md and README.md — run verbatim against a live server, as a user
 //! would paste them. Other blocks (`json`, `text`, `bash`) are illustrations and are not run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

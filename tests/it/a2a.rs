@@ -1,9 +1,9 @@
 //! The A2A agent surface (contract §9) against a real `llmrpc serve`, over raw HTTP: the agent
 //! card, `SendMessage` / `SendStreamingMessage` / `GetTask` / `CancelTask` in the 1.0 dialect and
 //! their 0.3 names, A2A's error codes and `ErrorInfo` shape, the ledger's record of each task,
-//! and keys and teams on `/a2a`. tests/a2a_sdk.rs drives the same surface with the official SDK.
+//! and keys and teams on `/a2a`. tests/it/a2a_sdk.rs drives the same surface with the official SDK.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Every envelope error, every invalid-params rule the caller can hit, and every upstream error
 //! mapping, as callers see them: exact codes, kinds and trace ids, and what reached upstream.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
@@ -248,10 +248,8 @@ async fn upstream_garbage_and_a_dead_upstream_are_provider_unavailable() {
         "provider_unavailable",
     );
 
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", listener.local_addr().unwrap())
-    };
+    let closed = ClosedPort::new();
+    let dead = format!("{}/v1", closed.url());
     let service =
         Service::start_with(&[("OPENAI_API_KEY", OPENAI_KEY), ("OPENAI_BASE_URL", &dead)]);
     assert_error(

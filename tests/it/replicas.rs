@@ -4,16 +4,18 @@
 //! servers reports them as ignored: `make test` runs them (`--ignored postgres::`) when
 //! PostgreSQL answers, and always when `CI=true`.
 
-mod common;
+use crate::common;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use common::gate::Gate;
 use common::pg::PgDb;
-use common::{Service, completion_body, received};
+use common::{OPENAI_KEY, Service, completion_body, received};
 
 /// 1 USD per token, so that a call of 9 + 3 tokens costs 12 USD.
 const PRICES: &str = r#"
@@ -22,51 +24,49 @@ input = 1000000.0
 output = 1000000.0
 "#;
 
-/// Two replicas on one database and one Redis, an admin key, and the upstream they share.
+/// Two replicas on one database and one Redis, and an admin key.
 struct Pair {
     replicas: [Service; 2],
     admin: String,
-    upstream: MockServer,
     _db: PgDb,
     _config: tempfile::TempDir,
 }
 
+/// An OpenAI upstream that answers every call at once.
+async fn answering() -> MockServer {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_body("hi")))
+        .mount(&upstream)
+        .await;
+    upstream
+}
+
 impl Pair {
-    /// `delay` is how long the upstream takes to answer.
-    async fn start(delay: Duration) -> Self {
+    /// Both replicas send their OpenAI calls to `openai_base`.
+    async fn start(openai_base: &str) -> Self {
         let db = PgDb::new().await;
         let admin = admin_cli(
             &db.url,
             &["keys", "create", "--team", "ops", "--role", "admin"],
         );
-        let upstream = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(completion_body("hi"))
-                    .set_delay(delay),
-            )
-            .mount(&upstream)
-            .await;
         let config = tempfile::tempdir().unwrap();
         let config_file = config.path().join("llmrpc.toml");
         std::fs::write(&config_file, PRICES).unwrap();
         let redis = std::env::var("LLMRPC_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let env = [
+            ("OPENAI_API_KEY", OPENAI_KEY),
+            ("OPENAI_BASE_URL", openai_base),
             ("LLMRPC_DATABASE_URL", db.url.as_str()),
             ("LLMRPC_REDIS_URL", redis.as_str()),
             ("LLMRPC_CONFIG", config_file.to_str().unwrap()),
         ];
-        let replicas = [
-            Service::start(&upstream, &env),
-            Service::start(&upstream, &env),
-        ];
+        let replicas = [Service::start_with(&env), Service::start_with(&env)];
         Self {
             replicas,
             admin: admin.trim().to_owned(),
-            upstream,
             _db: db,
             _config: config,
         }
@@ -147,29 +147,48 @@ mod postgres {
     #[tokio::test]
     #[ignore = "needs PostgreSQL (LLMRPC_TEST_POSTGRES_URL) and Redis (LLMRPC_TEST_REDIS_URL); make test runs it when PostgreSQL answers or CI=true"]
     async fn credits_hold_across_replicas() {
-        let pair = Pair::start(Duration::from_millis(400)).await;
+        let gate = Gate::start().await;
+        let pair = Pair::start(&gate.base).await;
         let needed = reservation(&pair).await;
         let budget = 5.0 * needed;
         let (team, key) = pair.team(json!({"credits_usd": budget})).await;
-        let calls = (0..20).map(|i| pair.call(i % 2, &key, "llm.complete", ask()));
-        let answers = futures::future::join_all(calls).await;
+        // The upstream holds the admitted calls until every call is either there or refused, so
+        // that no settlement can free credits while others are still being admitted.
+        let refusals = &AtomicUsize::new(0);
+        let (pair, key) = (&pair, key.as_str());
+        let calls = (0..20).map(|i| async move {
+            let answer = pair.call(i % 2, key, "llm.complete", ask()).await;
+            if answer["error"]["code"] == -32010 {
+                refusals.fetch_add(1, Ordering::SeqCst);
+            }
+            answer
+        });
+        let release = async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while refusals.load(Ordering::SeqCst) + gate.arrived.load(Ordering::SeqCst) < 20 {
+                assert!(
+                    Instant::now() < deadline,
+                    "not every call was admitted or refused"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            gate.release.send(true).unwrap();
+        };
+        let (answers, ()) = tokio::join!(futures::future::join_all(calls), release);
         let served = answers.iter().filter(|a| a.get("result").is_some()).count();
         let refused = answers
             .iter()
             .filter(|a| a["error"]["code"] == -32010)
             .count();
         assert_eq!(served + refused, 20, "{answers:#?}");
-        // Every reservation is taken before the first answer (400 ms) comes back: exactly five.
+        // Every reservation was taken before the first answer came back: exactly five.
         assert_eq!(served, 5, "{answers:#?}");
-        assert_eq!(received(&pair.upstream).await.len(), 5);
+        assert_eq!(gate.arrived.load(Ordering::SeqCst), 5);
         // Settled on both replicas to the real cost: 12 USD a call.
         let expected = budget - 12.0 * served as f64;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while (credits(&pair, &team).await - expected).abs() > 1e-6 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "credits never settled"
-            );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (credits(pair, &team).await - expected).abs() > 1e-6 {
+            assert!(Instant::now() < deadline, "credits never settled");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -179,7 +198,8 @@ mod postgres {
     #[tokio::test]
     #[ignore = "needs PostgreSQL (LLMRPC_TEST_POSTGRES_URL) and Redis (LLMRPC_TEST_REDIS_URL); make test runs it when PostgreSQL answers or CI=true"]
     async fn requests_per_minute_hold_across_replicas() {
-        let pair = Pair::start(Duration::ZERO).await;
+        let upstream = answering().await;
+        let pair = Pair::start(&format!("{}/v1", upstream.uri())).await;
         let (_, key) = pair.team(json!({"requests_per_minute": 3})).await;
         for i in 0..3 {
             let answer = pair.call(i % 2, &key, "llm.complete", ask()).await;
@@ -190,14 +210,15 @@ mod postgres {
             assert_eq!(answer["error"]["code"], -32002, "replica {i}: {answer}");
             assert!(answer["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 0);
         }
-        assert_eq!(received(&pair.upstream).await.len(), 3);
+        assert_eq!(received(&upstream).await.len(), 3);
     }
 
     /// A key revoked through one replica is refused by the other within a second.
     #[tokio::test]
     #[ignore = "needs PostgreSQL (LLMRPC_TEST_POSTGRES_URL) and Redis (LLMRPC_TEST_REDIS_URL); make test runs it when PostgreSQL answers or CI=true"]
     async fn revocation_reaches_the_other_replica_within_a_second() {
-        let pair = Pair::start(Duration::ZERO).await;
+        let upstream = answering().await;
+        let pair = Pair::start(&format!("{}/v1", upstream.uri())).await;
         let (_, key) = pair.team(json!({})).await;
         let works = pair.call(1, &key, "llm.complete", ask()).await;
         assert!(works.get("result").is_some(), "{works}");
@@ -210,7 +231,7 @@ mod postgres {
             .unwrap()["id"]
             .clone();
         pair.admin("admin.keys.revoke", json!({"id": id})).await;
-        let revoked = std::time::Instant::now();
+        let revoked = Instant::now();
         loop {
             let answer = pair.call(1, &key, "llm.complete", ask()).await;
             if answer["error"]["data"]["reason"] == "revoked_key" {

@@ -1,6 +1,6 @@
 //! `llm.stream` over WebSocket (a subscription) and over HTTP as Server-Sent Events.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::{SinkExt, StreamExt};

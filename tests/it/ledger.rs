@@ -4,7 +4,7 @@
 //! `make test` runs them (`--ignored postgres::`) when the server of `LLMRPC_TEST_POSTGRES_URL`
 //! answers, and always when `CI=true`. Asked to run, they fail when no server answers.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

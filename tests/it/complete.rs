@@ -1,6 +1,6 @@
 //! `llm.complete` end to end: a real server, a real JSON-RPC client, a wiremock upstream.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jsonrpsee::core::client::ClientT;
