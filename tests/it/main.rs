@@ -8,6 +8,7 @@ mod common;
 
 mod a2a;
 mod a2a_sdk;
+mod architecture;
 mod cli;
 mod complete;
 mod docs_examples;

@@ -546,15 +546,15 @@ fn a_broken_provider_fails_its_cases_only() {
     assert_eq!(failed, PROVIDER_CASES);
 }
 
-/// The service on the mock with the providers named in `broken` pointed at nothing.
-fn service_with_broken(mock: &MockUpstream, broken: &[&str]) -> Service {
+/// The service on the mock with the providers named in `broken` pointed at `closed`.
+fn service_with_broken(mock: &MockUpstream, broken: &[&str], closed: &ClosedPort) -> Service {
     let mut env = mock.env();
     for (name, value) in &mut env {
         if broken
             .iter()
             .any(|p| name.starts_with(&p.to_uppercase()) && name.ends_with("_BASE_URL"))
         {
-            *value = closed_url();
+            *value = closed.url();
         }
     }
     start_service(&env)
@@ -584,7 +584,8 @@ fn the_service_cases_run_on_a_provider_that_passed_or_are_skipped() {
         ])
     };
 
-    let service = service_with_broken(&mock, &["openai"]);
+    let closed = ClosedPort::new();
+    let service = service_with_broken(&mock, &["openai"], &closed);
     let run = verify_all(&service.url());
     assert_eq!(run.code, 1, "{}", run.describe());
     assert!(
@@ -626,7 +627,7 @@ fn the_service_cases_run_on_a_provider_that_passed_or_are_skipped() {
     );
     drop(service);
 
-    let service = service_with_broken(&mock, &["openai", "anthropic", "gemini"]);
+    let service = service_with_broken(&mock, &["openai", "anthropic", "gemini"], &closed);
     let run = verify_all(&service.url());
     assert_eq!(run.code, 1, "{}", run.describe());
     assert!(
@@ -981,7 +982,12 @@ async fn a_dry_run_lists_the_cases_and_calls_no_provider() {
 /// case without `--mock`: both before any call.
 #[test]
 fn a_misspelled_case_is_a_usage_error_naming_the_cases() {
-    let run = verify(&["--url", &closed_url(), "--cases", "complete,stream_dorp"]);
+    let run = verify(&[
+        "--url",
+        &ClosedPort::new().url(),
+        "--cases",
+        "complete,stream_dorp",
+    ]);
     assert_eq!(run.code, 2, "{}", run.describe());
     assert!(
         run.stderr
@@ -994,7 +1000,7 @@ fn a_misspelled_case_is_a_usage_error_naming_the_cases() {
         run.describe()
     );
 
-    let run = verify(&["--url", &closed_url(), "--cases", "stream_drop"]);
+    let run = verify(&["--url", &ClosedPort::new().url(), "--cases", "stream_drop"]);
     assert_eq!(run.code, 2, "{}", run.describe());
     assert!(
         run.stderr
