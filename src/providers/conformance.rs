@@ -7,17 +7,18 @@
 //! ends with its finish reason and usage (with LF or CRLF line ends alike) and each recorded
 //! failing stream with its error, that an HTML page (a proxy's, say) is `provider_unavailable`
 //! where it stands for an answer and leaves the kind to the status where it stands for an
-//! error, and that events the adapter does not know are skipped.
+//! error, that events the adapter does not know are skipped, and that the key goes in the
+//! authentication header and nowhere else (URLs and bodies end up in logs).
 
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
 use super::adapter::Adapter;
-use super::testing::{error_from_response, fixture, fixture_headers, stream_events};
+use super::testing::{error_from_response, fixture, fixture_headers, request, stream_events, text};
 use crate::error::ErrorKind;
 use crate::sse::SseEvent;
-use crate::types::{FinishReason, StreamEvent, Usage};
+use crate::types::{FinishReason, Role, StreamEvent, Usage};
 
 /// One adapter's recorded fixtures and what each must give.
 pub(super) struct Recorded {
@@ -58,6 +59,11 @@ macro_rules! suite {
         #[test]
         fn an_html_page_is_unavailable_or_left_to_the_status() {
             crate::providers::conformance::html_pages::<$adapter>();
+        }
+
+        #[test]
+        fn the_key_goes_in_the_auth_header_alone() {
+            crate::providers::conformance::key_in_auth_header_alone::<$adapter>();
         }
 
         #[test]
@@ -197,5 +203,20 @@ pub(super) fn unknown_events<A: Adapter>(recorded: &Recorded) {
             stream_events::<A>(stream.as_bytes()).unwrap(),
             "{file}"
         );
+    }
+}
+
+pub(super) fn key_in_auth_header_alone<A: Adapter>() {
+    let key = "conformance-key-0123456789";
+    let endpoint = reqwest::Url::parse("https://api.example.com/v1/").unwrap();
+    let req = request(A::CATALOG[0].id, vec![text(Role::User, "hi")]);
+    for stream in [false, true] {
+        let outgoing = A::request(&endpoint, key, &req, stream).unwrap();
+        assert!(outgoing.auth.1.contains(key), "{stream}");
+        assert!(!outgoing.url.as_str().contains(key), "{}", outgoing.url);
+        assert!(!outgoing.body.to_string().contains(key), "{stream}");
+        for (name, value) in outgoing.headers {
+            assert!(!value.contains(key), "{name}");
+        }
     }
 }

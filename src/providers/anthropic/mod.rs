@@ -71,10 +71,11 @@ impl Adapter for Anthropic {
 mod tests {
     use std::time::Duration;
 
-    use super::Anthropic;
+    use super::*;
     use crate::error::ErrorKind;
     use crate::providers::conformance::{self, Recorded};
-    use crate::types::FinishReason;
+    use crate::providers::testing::{request, text};
+    use crate::types::{FinishReason, Role};
 
     /// Anthropic's recorded fixtures, for the conformance suite.
     const RECORDED: Recorded = Recorded {
@@ -154,4 +155,21 @@ mod tests {
     };
 
     conformance::suite!(Anthropic, RECORDED);
+
+    #[test]
+    fn the_key_and_the_api_version_go_in_anthropics_headers() {
+        let endpoint = reqwest::Url::parse("https://api.anthropic.com/v1/messages").unwrap();
+        let req = request("claude-sonnet-4-5", vec![text(Role::User, "hi")]);
+        let outgoing = Anthropic::request(&endpoint, "sk-ant-test", &req, false).unwrap();
+        assert_eq!(outgoing.url, endpoint);
+        assert_eq!(outgoing.auth, ("x-api-key", "sk-ant-test".to_owned()));
+        assert_eq!(outgoing.headers, [("anthropic-version", "2023-06-01")]);
+        assert_eq!(
+            (&outgoing.body["model"], &outgoing.body["max_tokens"]),
+            (
+                &serde_json::json!("claude-sonnet-4-5"),
+                &serde_json::json!(1024)
+            )
+        );
+    }
 }

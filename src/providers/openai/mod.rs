@@ -67,10 +67,11 @@ impl Adapter for OpenAi {
 mod tests {
     use std::time::Duration;
 
-    use super::OpenAi;
+    use super::*;
     use crate::error::ErrorKind;
     use crate::providers::conformance::{self, Recorded};
-    use crate::types::FinishReason;
+    use crate::providers::testing::{request, text};
+    use crate::types::{FinishReason, Role};
 
     /// OpenAI's recorded fixtures, for the conformance suite.
     const RECORDED: Recorded = Recorded {
@@ -140,4 +141,18 @@ mod tests {
     };
 
     conformance::suite!(OpenAi, RECORDED);
+
+    #[test]
+    fn the_key_is_a_bearer_token_and_the_endpoint_is_the_url() {
+        let endpoint = reqwest::Url::parse("https://api.openai.com/v1/chat/completions").unwrap();
+        let req = request("gpt-4o", vec![text(Role::User, "hi")]);
+        let outgoing = OpenAi::request(&endpoint, "sk-test", &req, true).unwrap();
+        assert_eq!(outgoing.url, endpoint);
+        assert_eq!(
+            outgoing.auth,
+            ("authorization", "Bearer sk-test".to_owned())
+        );
+        assert!(outgoing.headers.is_empty());
+        assert_eq!(outgoing.body["stream"], true);
+    }
 }
