@@ -1,6 +1,6 @@
 //! What an adapter is: one provider's wire format as pure functions, which the
-//! [`Driver`](super::Driver) runs for every call. No I/O here, so that an adapter is tested on
-//! bytes alone and fuzzed as it is.
+//! [`Driver`](super::driver::Driver) runs for every call. No I/O here, so that an adapter is
+//! tested on bytes alone and fuzzed as it is.
 
 use serde_json::Value;
 
