@@ -13,30 +13,31 @@ use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::adapter::Adapter;
+use super::endpoint::Endpoint;
 use super::fault::{bounded_wait, fault_error};
 use super::provider::{EventStream, Provider};
-use crate::config::ProviderConfig;
 use crate::error::{Error, ErrorKind};
 use crate::sse;
 use crate::types::{
     ChatRequest, ChatResponse, ModelInfo, ProviderName, Secret, StreamEvent, UpstreamTrace,
 };
 
-/// A provider behind the driver: its client, configuration and parsed endpoint.
+/// A provider behind the driver: its client, where it is and its key, and the parsed URL of its
+/// endpoint.
 pub(crate) struct Driver<A> {
     client: reqwest::Client,
-    config: ProviderConfig,
+    target: Endpoint,
     endpoint: reqwest::Url,
     adapter: PhantomData<A>,
 }
 
 impl<A: Adapter> Driver<A> {
     /// Fails when the configured base URL is not an http(s) URL.
-    pub fn new(client: reqwest::Client, config: ProviderConfig) -> Result<Self, String> {
-        let endpoint = endpoint_url(A::NAME, &config.base_url, A::ENDPOINT)?;
+    pub fn new(client: reqwest::Client, target: Endpoint) -> Result<Self, String> {
+        let endpoint = endpoint_url(A::NAME, &target.base_url, A::ENDPOINT)?;
         Ok(Self {
             client,
-            config,
+            target,
             endpoint,
             adapter: PhantomData,
         })
@@ -78,10 +79,10 @@ impl<A: Adapter> Driver<A> {
     }
 
     fn key(&self) -> Result<&str, Error> {
-        match &self.config.api_key {
+        match &self.target.api_key {
             Some(key) => Ok(key.expose()),
             None => {
-                let message = format!("{} is not configured: set {}", A::NAME, self.config.key_var);
+                let message = format!("{} is not configured: set {}", A::NAME, self.target.key_var);
                 Err(Error::new(ErrorKind::ProviderAuth, message).with_provider(A::NAME))
             }
         }
@@ -99,7 +100,7 @@ impl<A: Adapter> Driver<A> {
     }
 
     fn redact(&self, err: Error) -> Error {
-        redact(self.config.api_key.as_ref(), err)
+        redact(self.target.api_key.as_ref(), err)
     }
 }
 
@@ -118,7 +119,7 @@ impl<A: Adapter> Provider for Driver<A> {
     }
 
     fn is_configured(&self) -> bool {
-        self.config.is_configured()
+        self.target.api_key.is_some()
     }
 
     fn catalog(&self) -> &'static [ModelInfo] {
@@ -143,7 +144,7 @@ impl<A: Adapter> Provider for Driver<A> {
     async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error> {
         let response = self.send(req, trace, true).await?;
         // Mid-stream errors carry upstream text too.
-        let key = self.config.api_key.clone();
+        let key = self.target.api_key.clone();
         let events = sse::decode(response.bytes_stream())
             .scan(A::StreamState::default(), move |state, event| {
                 let parsed = match event {

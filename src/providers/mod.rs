@@ -15,6 +15,7 @@ mod anthropic;
 #[cfg(test)]
 mod conformance;
 mod driver;
+mod endpoint;
 #[cfg(any(test, feature = "fuzzing"))]
 mod exercise;
 mod fault;
@@ -25,9 +26,9 @@ mod provider;
 mod testing;
 
 pub use driver::http_client;
+pub use endpoint::Endpoint;
 pub use provider::{EventStream, Provider};
 
-use crate::config::ProviderConfig;
 use crate::types::ProviderName;
 use driver::Driver;
 
@@ -36,14 +37,18 @@ use driver::Driver;
 pub fn build(
     name: ProviderName,
     client: reqwest::Client,
-    config: ProviderConfig,
+    endpoint: Endpoint,
 ) -> Result<std::sync::Arc<dyn Provider>, String> {
     Ok(match name {
-        ProviderName::Openai => std::sync::Arc::new(Driver::<openai::OpenAi>::new(client, config)?),
-        ProviderName::Anthropic => {
-            std::sync::Arc::new(Driver::<anthropic::Anthropic>::new(client, config)?)
+        ProviderName::Openai => {
+            std::sync::Arc::new(Driver::<openai::OpenAi>::new(client, endpoint)?)
         }
-        ProviderName::Gemini => std::sync::Arc::new(Driver::<gemini::Gemini>::new(client, config)?),
+        ProviderName::Anthropic => {
+            std::sync::Arc::new(Driver::<anthropic::Anthropic>::new(client, endpoint)?)
+        }
+        ProviderName::Gemini => {
+            std::sync::Arc::new(Driver::<gemini::Gemini>::new(client, endpoint)?)
+        }
     })
 }
 

@@ -8,7 +8,6 @@ use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::config::Config;
 use crate::providers::adapter::Outgoing;
 use crate::providers::fault::Fault;
 use crate::sse::SseEvent;
@@ -76,14 +75,13 @@ impl Adapter for Fake {
 
 /// The fake provider at `base`, with [`KEY`] when `keyed`.
 fn driver(base: &str, keyed: bool) -> Driver<Fake> {
-    let env = |name: &str| match name {
-        "OPENAI_API_KEY" if keyed => Some(KEY.to_owned()),
-        "OPENAI_BASE_URL" => Some(base.to_owned()),
-        _ => None,
+    let target = Endpoint {
+        api_key: keyed.then(|| Secret::new(KEY.to_owned())),
+        base_url: base.to_owned(),
+        key_var: "OPENAI_API_KEY",
     };
-    let config = Config::load(None, &env).unwrap();
     let client = http_client(Duration::from_secs(5)).unwrap();
-    Driver::new(client, config.provider(Fake::NAME).clone()).unwrap()
+    Driver::new(client, target).unwrap()
 }
 
 fn request() -> ChatRequest {
