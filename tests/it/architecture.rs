@@ -30,7 +30,7 @@ const FLOORS: [(&str, &[&str]); 6] = [
         ],
     ),
     ("providers", &["providers"]),
-    ("ground", &["types", "error", "sse", "reply"]),
+    ("ground", &["types", "error", "sse", "reply", "fnv"]),
 ];
 const SURFACES: [&str; 3] = ["rpc", "openai", "a2a"];
 /// Tools beside the service: they may use the ground floor only.

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::rejected;
 use crate::error::Error;
+use crate::fnv::fnv1a;
 use crate::types::{Message, ToolCall, ToolChoice, ToolDef};
 
 /// A tool as a `FunctionDeclaration`. The schema goes in `parametersJsonSchema`, which takes
@@ -95,7 +96,7 @@ pub(super) fn call_id(
 ) -> String {
     let mut id = match id {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => format!("call_{:016x}", fnv1a(index, name, args)),
+        _ => format!("call_{:016x}", call_hash(index, name, args)),
     };
     if let Some(signature) = signature {
         id.push_str(SIGNATURE_MARK);
@@ -119,17 +120,12 @@ fn split_call_id(id: &str) -> (Option<&str>, Option<&str>) {
     ((!ours && !id.is_empty()).then_some(id), signature)
 }
 
-/// FNV-1a, 64 bits: small, stable across builds and platforms (unlike `std`'s hasher), and
-/// only needs to tell the calls of one conversation apart. The index has a fixed width and
-/// 0xff, which UTF-8 never holds, ends each field, so no two calls feed it the same bytes.
-fn fnv1a(index: u32, name: &str, args: &str) -> u64 {
+/// The hash of a call's fields, which only needs to tell the calls of one conversation apart.
+/// The index has a fixed width and 0xff, which UTF-8 never holds, ends each field, so no two
+/// calls feed it the same bytes.
+fn call_hash(index: u32, name: &str, args: &str) -> u64 {
     let fields = [&index.to_le_bytes()[..], name.as_bytes(), args.as_bytes()];
-    fields
-        .iter()
-        .flat_map(|field| field.iter().chain(&[0xff]))
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-        })
+    fnv1a(fields.iter().flat_map(|field| field.iter().chain(&[0xff])))
 }
 
 #[cfg(test)]
@@ -325,7 +321,7 @@ mod tests {
         // Place, name and arguments each tell calls apart.
         assert_ne!(ours, call_id(4, None, "f", "{}", None));
         assert_ne!(ours, call_id(3, None, "f", r#"{"a":1}"#, None));
-        assert_ne!(fnv1a(0, "ab", "c"), fnv1a(0, "a", "bc"));
+        assert_ne!(call_hash(0, "ab", "c"), call_hash(0, "a", "bc"));
     }
 
     #[test]
