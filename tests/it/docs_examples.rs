@@ -7,6 +7,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Command;
 
+use common::upstream::Mocked;
 use common::*;
 use wiremock::MockServer;
 
@@ -37,7 +38,7 @@ fn runnable_blocks(markdown: &str) -> Vec<(String, String)> {
 async fn every_documented_example_runs_against_a_live_server() {
     let upstream = MockServer::start().await;
     // First: the tool loop's mocks answer only requests that offer its tool.
-    common::upstream::Provider::OpenAi
+    common::upstream::Provider::Openai
         .mount_tool_loop(&upstream)
         .await;
     mount_openai(&upstream, "Hello!", &["Hel", "lo", "!"]).await;

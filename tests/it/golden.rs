@@ -10,7 +10,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::upstream::ALL;
+use common::upstream::{ALL, Mocked};
 use common::*;
 use serde_json::{Value, json};
 use wiremock::MockServer;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use llmrpc::Usage;
 use llmrpc::ledger::{
     self, AttemptRecord, CallRecord, GroupBy, Ledger, LedgerError, Prices, Store, UsageRow,
 };
-use llmrpc::types::Usage;
 use serde_json::json;
 
 use common::pg::PgDb;

@@ -4,6 +4,9 @@
 //! (`cargo test --test it -- --ignored ::postgres::` the PostgreSQL ones, as tests/run-services.sh
 //! does). tests/live.rs stays apart: it has a harness of its own.
 
+// A test fails by panicking: its helpers may unwrap and expect as its #[test]s do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod a2a;

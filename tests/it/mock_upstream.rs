@@ -35,7 +35,7 @@ impl MockUpstream {
     }
 
     async fn post(&self, path: &str, body: &Value) -> String {
-        let response = llmrpc::providers::http_client(Duration::from_secs(5))
+        let response = llmrpc::http_client(Duration::from_secs(5))
             .expect("client")
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::upstream::{ALL, Provider};
+use common::upstream::{ALL, Mocked, Provider};
 use common::*;
 use serde_json::{Value, json};
 use wiremock::MockServer;
@@ -75,7 +75,7 @@ async fn a_completion_is_openais_shape_on_every_provider() {
         );
         assert_eq!(provider.system_prompt(&sent), "Be brief.");
         match provider {
-            Provider::OpenAi => {
+            Provider::Openai => {
                 assert_eq!((&sent["seed"], &sent["user"]), (&json!(7), &json!("u-1")))
             }
             Provider::Anthropic => assert_eq!(sent["metadata"], json!({"user_id": "u-1"})),
@@ -141,8 +141,8 @@ async fn a_stream_is_chat_completion_chunks_then_usage_then_done() {
 #[tokio::test]
 async fn a_stream_failing_midway_ends_with_an_error_event_and_no_done() {
     let upstream = MockServer::start().await;
-    Provider::OpenAi
-        .mount_raw_stream(&upstream, Provider::OpenAi.broken_stream_body())
+    Provider::Openai
+        .mount_raw_stream(&upstream, Provider::Openai.broken_stream_body())
         .await;
     let service = Service::start(&upstream, &[]);
     let body = json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": true});
@@ -209,7 +209,7 @@ async fn bad_requests_get_openais_error_shape_and_nothing_is_sent() {
 #[tokio::test]
 async fn upstream_failures_map_to_the_statuses_openai_clients_expect() {
     let upstream = MockServer::start().await;
-    Provider::OpenAi
+    Provider::Openai
         .mount_error(&upstream, 429, json!({"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}))
         .await;
     let service = Service::start(&upstream, &[("LLMRPC_MAX_RETRIES", "0")]);

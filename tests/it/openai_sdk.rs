@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::upstream::{ALL, ANTHROPIC_KEY, GEMINI_KEY, Provider};
+use common::upstream::{ALL, ANTHROPIC_KEY, GEMINI_KEY, Mocked, Provider};
 use common::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
@@ -173,7 +173,7 @@ async fn upstream_failures_are_the_sdks_exceptions_and_each_call_is_one_request(
     mount_marked(&server, "[hang]", hanging).await;
     let broken = ResponseTemplate::new(200)
         .insert_header("content-type", "text/event-stream")
-        .set_body_string(Provider::OpenAi.broken_stream_body());
+        .set_body_string(Provider::Openai.broken_stream_body());
     mount_marked(&server, "[broken stream]", broken).await;
 
     // No retries of the service's either, so that each call is exactly one upstream request; a
@@ -234,7 +234,7 @@ async fn upstream_failures_are_the_sdks_exceptions_and_each_call_is_one_request(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_allow_list_is_permission_denied_and_lists_only_what_it_allows() {
     let server = MockServer::start().await;
-    Provider::OpenAi
+    Provider::Openai
         .mount_complete(&server, "Hello!", "stop")
         .await;
     let service = Service::start(&server, &[("LLMRPC_ALLOWED_MODELS", "openai/gpt-4.1-mini")]);

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::upstream::{ALL, Provider};
+use common::upstream::{ALL, Mocked, Provider};
 use common::*;
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;

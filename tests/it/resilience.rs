@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::raw::{Behaviour, RawUpstream, Seen, sse_prefix};
-use common::upstream::{ALL, Provider};
+use common::upstream::{ALL, Mocked, Provider};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
@@ -48,7 +48,7 @@ fn raw_openai(upstream: &RawUpstream, extra: &[(&str, &str)]) -> Service {
 async fn transient_failures_are_retried_until_an_answer() {
     let transient: [(Provider, u16, Value); 3] = [
         (
-            Provider::OpenAi,
+            Provider::Openai,
             503,
             json!({"error": {"message": "overloaded", "type": "server_error", "param": null, "code": null}}),
         ),

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::upstream::{ALL, Provider};
+use common::upstream::{ALL, Mocked, Provider};
 use common::*;
 use serde_json::{Value, json};
 use wiremock::MockServer;
@@ -32,7 +32,7 @@ fn assert_tools_sent(provider: Provider, body: &Value) {
     let schema =
         json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     match provider {
-        Provider::OpenAi => assert_eq!(body["tools"], json!([weather_tool()])),
+        Provider::Openai => assert_eq!(body["tools"], json!([weather_tool()])),
         Provider::Anthropic => assert_eq!(
             body["tools"],
             json!([{"name": "get_weather", "description": "The weather in a city", "input_schema": schema}])
@@ -52,7 +52,7 @@ fn assert_tools_sent(provider: Provider, body: &Value) {
 /// The replayed call and its result as each provider must receive them.
 fn assert_history_sent(provider: Provider, body: &Value, call_id: &str) {
     match provider {
-        Provider::OpenAi => {
+        Provider::Openai => {
             assert_eq!(body["messages"][1]["tool_calls"][0]["id"], call_id);
             assert_eq!(
                 body["messages"][2],
@@ -218,14 +218,14 @@ async fn streamed_tool_calls_arrive_as_deltas_and_whole_in_the_last_chunk() {
 #[tokio::test]
 async fn bad_tool_params_are_refused_and_nothing_is_sent_upstream() {
     let upstream = MockServer::start().await;
-    Provider::OpenAi.mount_tool_loop(&upstream).await;
-    let service = Provider::OpenAi.start(&upstream, &[]);
+    Provider::Openai.mount_tool_loop(&upstream).await;
+    let service = Provider::Openai.start(&upstream, &[]);
     let with = |field: &str, value: Value| {
-        let mut params = first_turn(Provider::OpenAi);
+        let mut params = first_turn(Provider::Openai);
         params[field] = value;
         params
     };
-    let mut unanswered = first_turn(Provider::OpenAi);
+    let mut unanswered = first_turn(Provider::Openai);
     unanswered["messages"]
         .as_array_mut()
         .unwrap()

@@ -237,7 +237,7 @@ pub async fn post_to(url: String, body: String, headers: &[(&str, &str)]) -> (u1
 pub fn http_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
-        .get_or_init(|| llmrpc::providers::http_client(Duration::from_secs(5)).expect("client"))
+        .get_or_init(|| llmrpc::http_client(Duration::from_secs(5)).expect("client"))
         .clone()
 }
 

@@ -10,14 +10,10 @@ use super::{OPENAI_KEY, Service};
 pub const ANTHROPIC_KEY: &str = "test-anthropic-key-0123456789abcdef";
 pub const GEMINI_KEY: &str = "AIza-test-0123456789abcdefghij";
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Provider {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
+/// The crate's one enum of the providers, under the name the suite reads best.
+pub use llmrpc::ProviderName as Provider;
 
-pub const ALL: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider::Gemini];
+pub const ALL: [Provider; 3] = Provider::ALL;
 
 fn fixture(provider: &str, name: &str) -> Value {
     let path = format!(
@@ -28,36 +24,111 @@ fn fixture(provider: &str, name: &str) -> Value {
         .unwrap()
 }
 
-impl Provider {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
-        }
-    }
+/// Each provider as the tests' wiremock upstream plays it: its wire formats, the model and key
+/// the suite uses, and the mounts of every scenario.
+#[allow(async_fn_in_trait)]
+pub trait Mocked: Copy {
+    fn name(self) -> &'static str;
 
     /// The model the suite calls, as the caller names it and as the provider receives it.
-    pub fn model(self) -> &'static str {
+    fn model(self) -> &'static str;
+
+    fn key(self) -> &'static str;
+
+    /// A service whose only configured provider is this one, pointed at `server`.
+    fn start(self, server: &MockServer, extra: &[(&str, &str)]) -> Service;
+
+    fn endpoint(self, stream: bool) -> MockBuilder;
+
+    fn streaming_endpoint(self) -> MockBuilder;
+
+    /// A whole answer of `content` finishing with the provider's own `finish` value; usage is
+    /// 9 prompt + 3 completion tokens.
+    fn completion_json(self, content: &str, finish: &str) -> Value;
+
+    /// Answers every non-streaming call with `content`, finishing with `finish`.
+    async fn mount_complete(self, server: &MockServer, content: &str, finish: &str);
+
+    /// Answers `times` non-streaming requests with the error, then falls through to whatever
+    /// else is mounted.
+    async fn mount_error_times(self, server: &MockServer, status: u16, body: Value, times: u64);
+
+    /// Answers every call with its own `x-request-id`: as the content of a whole answer, and as
+    /// the one delta of a stream.
+    async fn mount_echo(self, server: &MockServer);
+
+    /// The provider's natural "stop" finish value.
+    fn stop(self) -> &'static str;
+
+    /// Native finish values and what callers must see for each.
+    fn finish_cases(self) -> Vec<(&'static str, &'static str)>;
+
+    /// Streams `pieces`, then the finish and usage (5 prompt + 3 completion tokens).
+    async fn mount_stream(self, server: &MockServer, pieces: &[&str]);
+
+    fn stream_body(self, pieces: &[&str]) -> String;
+
+    /// A stream that sends one delta and then the provider's own mid-stream error.
+    fn broken_stream_body(self) -> String;
+
+    async fn mount_raw_stream(self, server: &MockServer, body: String);
+
+    async fn mount_error(self, server: &MockServer, status: u16, body: Value);
+
+    /// Each upstream error (status, body) with the code and kind callers must get.
+    fn error_cases(self) -> Vec<(u16, Value, i64, &'static str)>;
+
+    /// Whether the request authenticated the provider's way, with the key nowhere in the URL.
+    fn authenticated(self, req: &Request) -> bool;
+
+    /// The system prompt as the provider received it.
+    fn system_prompt(self, body: &Value) -> String;
+
+    /// The roles of the conversation turns as the provider received them (system excluded).
+    fn roles(self, body: &Value) -> Vec<String>;
+
+    /// The roles callers' `user, assistant, user, user` turns must arrive as.
+    fn expected_roles(self) -> Vec<&'static str>;
+
+    /// Whether the data: URL image reached the provider as inline base64 data.
+    fn has_inline_image(self, body: &Value) -> bool;
+
+    /// An answer that calls `get_weather` with `{"city":"Paris"}`, in the provider's own form.
+    fn tool_call_json(self) -> Value;
+
+    /// The same call streamed, its arguments cut in three fragments where the provider cuts.
+    fn tool_call_stream_body(self) -> String;
+
+    /// A tool loop, for requests that offer `get_weather` (before anything else mounted): with
+    /// the tool's result ("18 C") in the request the model answers `It is 18 C in Paris.`;
+    /// otherwise it calls the tool, complete or streamed.
+    async fn mount_tool_loop(self, server: &MockServer);
+}
+
+impl Mocked for Provider {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn model(self) -> &'static str {
         match self {
-            Self::OpenAi => "gpt-4.1-mini",
+            Self::Openai => "gpt-4.1-mini",
             Self::Anthropic => "claude-sonnet-4-5",
             Self::Gemini => "gemini-2.5-flash",
         }
     }
 
-    pub fn key(self) -> &'static str {
+    fn key(self) -> &'static str {
         match self {
-            Self::OpenAi => OPENAI_KEY,
+            Self::Openai => OPENAI_KEY,
             Self::Anthropic => ANTHROPIC_KEY,
             Self::Gemini => GEMINI_KEY,
         }
     }
 
-    /// A service whose only configured provider is this one, pointed at `server`.
-    pub fn start(self, server: &MockServer, extra: &[(&str, &str)]) -> Service {
+    fn start(self, server: &MockServer, extra: &[(&str, &str)]) -> Service {
         let (key_var, base_var, base) = match self {
-            Self::OpenAi => (
+            Self::Openai => (
                 "OPENAI_API_KEY",
                 "OPENAI_BASE_URL",
                 format!("{}/v1", server.uri()),
@@ -72,7 +143,7 @@ impl Provider {
 
     fn endpoint(self, stream: bool) -> MockBuilder {
         match (self, stream) {
-            (Self::OpenAi, _) => Mock::given(method("POST")).and(path("/v1/chat/completions")),
+            (Self::Openai, _) => Mock::given(method("POST")).and(path("/v1/chat/completions")),
             (Self::Anthropic, _) => Mock::given(method("POST")).and(path("/v1/messages")),
             (Self::Gemini, false) => Mock::given(method("POST"))
                 .and(path_regex(r"^/v1beta/models/[^/]+:generateContent$")),
@@ -90,11 +161,9 @@ impl Provider {
         }
     }
 
-    /// A whole answer of `content` finishing with the provider's own `finish` value; usage is
-    /// 9 prompt + 3 completion tokens.
-    pub fn completion_json(self, content: &str, finish: &str) -> Value {
+    fn completion_json(self, content: &str, finish: &str) -> Value {
         match self {
-            Self::OpenAi => json!({
+            Self::Openai => json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4.1-mini-2025-04-14",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}),
@@ -109,8 +178,7 @@ impl Provider {
         }
     }
 
-    /// Answers every non-streaming call with `content`, finishing with `finish`.
-    pub async fn mount_complete(self, server: &MockServer, content: &str, finish: &str) {
+    async fn mount_complete(self, server: &MockServer, content: &str, finish: &str) {
         let body = self.completion_json(content, finish);
         self.endpoint(false)
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
@@ -119,15 +187,7 @@ impl Provider {
             .await;
     }
 
-    /// Answers `times` non-streaming requests with the error, then falls through to whatever
-    /// else is mounted.
-    pub async fn mount_error_times(
-        self,
-        server: &MockServer,
-        status: u16,
-        body: Value,
-        times: u64,
-    ) {
+    async fn mount_error_times(self, server: &MockServer, status: u16, body: Value, times: u64) {
         self.endpoint(false)
             .respond_with(ResponseTemplate::new(status).set_body_json(body))
             .up_to_n_times(times)
@@ -136,9 +196,7 @@ impl Provider {
             .await;
     }
 
-    /// Answers every call with its own `x-request-id`: as the content of a whole answer, and as
-    /// the one delta of a stream.
-    pub async fn mount_echo(self, server: &MockServer) {
+    async fn mount_echo(self, server: &MockServer) {
         fn id(req: &Request) -> String {
             req.headers
                 .get("x-request-id")
@@ -165,19 +223,17 @@ impl Provider {
             .await;
     }
 
-    /// The provider's natural "stop" finish value.
-    pub fn stop(self) -> &'static str {
+    fn stop(self) -> &'static str {
         match self {
-            Self::OpenAi => "stop",
+            Self::Openai => "stop",
             Self::Anthropic => "end_turn",
             Self::Gemini => "STOP",
         }
     }
 
-    /// Native finish values and what callers must see for each.
-    pub fn finish_cases(self) -> Vec<(&'static str, &'static str)> {
+    fn finish_cases(self) -> Vec<(&'static str, &'static str)> {
         match self {
-            Self::OpenAi => vec![
+            Self::Openai => vec![
                 ("stop", "stop"),
                 ("length", "length"),
                 ("content_filter", "content_filter"),
@@ -202,8 +258,7 @@ impl Provider {
         }
     }
 
-    /// Streams `pieces`, then the finish and usage (5 prompt + 3 completion tokens).
-    pub async fn mount_stream(self, server: &MockServer, pieces: &[&str]) {
+    async fn mount_stream(self, server: &MockServer, pieces: &[&str]) {
         let body = self.stream_body(pieces);
         self.streaming_endpoint()
             .respond_with(
@@ -216,9 +271,9 @@ impl Provider {
             .await;
     }
 
-    pub fn stream_body(self, pieces: &[&str]) -> String {
+    fn stream_body(self, pieces: &[&str]) -> String {
         match self {
-            Self::OpenAi => super::stream_body(pieces),
+            Self::Openai => super::stream_body(pieces),
             Self::Anthropic => {
                 let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
                 let mut out = event(
@@ -263,10 +318,9 @@ impl Provider {
         }
     }
 
-    /// A stream that sends one delta and then the provider's own mid-stream error.
-    pub fn broken_stream_body(self) -> String {
+    fn broken_stream_body(self) -> String {
         match self {
-            Self::OpenAi => format!(
+            Self::Openai => format!(
                 "data: {}\n\ndata: {}\n\n",
                 json!({"choices": [{"index": 0, "delta": {"content": "par"}, "finish_reason": null}]}),
                 json!({"error": {"message": "The server had an error", "type": "server_error"}})
@@ -288,7 +342,7 @@ impl Provider {
         }
     }
 
-    pub async fn mount_raw_stream(self, server: &MockServer, body: String) {
+    async fn mount_raw_stream(self, server: &MockServer, body: String) {
         self.streaming_endpoint()
             .respond_with(
                 ResponseTemplate::new(200)
@@ -299,7 +353,7 @@ impl Provider {
             .await;
     }
 
-    pub async fn mount_error(self, server: &MockServer, status: u16, body: Value) {
+    async fn mount_error(self, server: &MockServer, status: u16, body: Value) {
         for stream in [false, true] {
             self.endpoint(stream)
                 .respond_with(
@@ -312,11 +366,10 @@ impl Provider {
         }
     }
 
-    /// Each upstream error (status, body) with the code and kind callers must get.
-    pub fn error_cases(self) -> Vec<(u16, Value, i64, &'static str)> {
+    fn error_cases(self) -> Vec<(u16, Value, i64, &'static str)> {
         let f = |name: &str| fixture(self.name(), name);
         match self {
-            Self::OpenAi => vec![
+            Self::Openai => vec![
                 (
                     400,
                     f("error_400_invalid_request.json"),
@@ -460,8 +513,7 @@ impl Provider {
         }
     }
 
-    /// Whether the request authenticated the provider's way, with the key nowhere in the URL.
-    pub fn authenticated(self, req: &Request) -> bool {
+    fn authenticated(self, req: &Request) -> bool {
         let header = |name: &str| {
             req.headers
                 .get(name)
@@ -471,7 +523,7 @@ impl Provider {
         let in_url = req.url.as_str().contains(self.key());
         !in_url
             && match self {
-                Self::OpenAi => header("authorization") == Some(format!("Bearer {OPENAI_KEY}")),
+                Self::Openai => header("authorization") == Some(format!("Bearer {OPENAI_KEY}")),
                 Self::Anthropic => {
                     header("x-api-key").as_deref() == Some(ANTHROPIC_KEY)
                         && header("anthropic-version").is_some()
@@ -480,10 +532,9 @@ impl Provider {
             }
     }
 
-    /// The system prompt as the provider received it.
-    pub fn system_prompt(self, body: &Value) -> String {
+    fn system_prompt(self, body: &Value) -> String {
         match self {
-            Self::OpenAi => body["messages"][0]["content"]
+            Self::Openai => body["messages"][0]["content"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -512,10 +563,9 @@ impl Provider {
         }
     }
 
-    /// The roles of the conversation turns as the provider received them (system excluded).
-    pub fn roles(self, body: &Value) -> Vec<String> {
+    fn roles(self, body: &Value) -> Vec<String> {
         let turns = match self {
-            Self::OpenAi | Self::Anthropic => &body["messages"],
+            Self::Openai | Self::Anthropic => &body["messages"],
             Self::Gemini => &body["contents"],
         };
         turns
@@ -527,22 +577,20 @@ impl Provider {
             .collect()
     }
 
-    /// The roles callers' `user, assistant, user, user` turns must arrive as.
-    pub fn expected_roles(self) -> Vec<&'static str> {
+    fn expected_roles(self) -> Vec<&'static str> {
         match self {
             // OpenAI takes turns as they are; the others need alternation, so the last two merge.
-            Self::OpenAi => vec!["user", "assistant", "user", "user"],
+            Self::Openai => vec!["user", "assistant", "user", "user"],
             Self::Anthropic => vec!["user", "assistant", "user"],
             Self::Gemini => vec!["user", "model", "user"],
         }
     }
 
-    /// Whether the data: URL image reached the provider as inline base64 data.
-    pub fn has_inline_image(self, body: &Value) -> bool {
+    fn has_inline_image(self, body: &Value) -> bool {
         let text = body.to_string();
         let data = "iVBORw0KGgo=";
         match self {
-            Self::OpenAi => text.contains(&format!("data:image/png;base64,{data}")),
+            Self::Openai => text.contains(&format!("data:image/png;base64,{data}")),
             Self::Anthropic => {
                 text.contains("\"base64\"") && text.contains(data) && text.contains("image/png")
             }
@@ -552,10 +600,9 @@ impl Provider {
         }
     }
 
-    /// An answer that calls `get_weather` with `{"city":"Paris"}`, in the provider's own form.
-    pub fn tool_call_json(self) -> Value {
+    fn tool_call_json(self) -> Value {
         match self {
-            Self::OpenAi => json!({
+            Self::Openai => json!({
                 "id": "chatcmpl-t", "object": "chat.completion", "created": 1, "model": "gpt-4.1-mini",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
                     {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
@@ -574,10 +621,9 @@ impl Provider {
         }
     }
 
-    /// The same call streamed, its arguments cut in three fragments where the provider cuts.
-    pub fn tool_call_stream_body(self) -> String {
+    fn tool_call_stream_body(self) -> String {
         match self {
-            Self::OpenAi => {
+            Self::Openai => {
                 let chunk = |delta: Value, finish: Value| {
                     let choice = json!({"index": 0, "delta": delta, "finish_reason": finish});
                     format!(
@@ -639,10 +685,7 @@ impl Provider {
         }
     }
 
-    /// A tool loop, for requests that offer `get_weather` (before anything else mounted): with
-    /// the tool's result ("18 C") in the request the model answers `It is 18 C in Paris.`;
-    /// otherwise it calls the tool, complete or streamed.
-    pub async fn mount_tool_loop(self, server: &MockServer) {
+    async fn mount_tool_loop(self, server: &MockServer) {
         fn body(req: &Request) -> std::borrow::Cow<'_, str> {
             String::from_utf8_lossy(&req.body)
         }
