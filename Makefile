@@ -4,8 +4,8 @@
 CARGO ?= cargo
 VENV  := .venv
 # Python with the packages of tests/interop/requirements.txt: `websockets` for the WebSocket
-# examples of proto-docs/, the official `openai` SDK for tests/openai_sdk.rs, the official
-# `a2a-sdk` for tests/a2a_sdk.rs.
+# examples of proto-docs/, the official `openai` SDK for tests/it/openai_sdk.rs, the official
+# `a2a-sdk` for tests/it/a2a_sdk.rs.
 PYTHON := $(CURDIR)/$(VENV)/bin/python
 
 .PHONY: run test lint build test-live demo fuzz

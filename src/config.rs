@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::access::AuthMode;
 use crate::ledger::{DEFAULT_DATABASE_URL, Price};
+use crate::providers::Endpoint;
 use crate::resilience::{BreakerPolicy, RetryPolicy};
 use crate::types::{ProviderName, Secret};
 
@@ -29,6 +30,15 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     pub fn is_configured(&self) -> bool {
         self.api_key.is_some()
+    }
+
+    /// What the provider's driver needs of this: where it is, and its key.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api_key: self.api_key.clone(),
+            base_url: self.base_url.clone(),
+            key_var: self.key_var,
+        }
     }
 }
 

@@ -7,6 +7,11 @@
 //! - without `LLMRPC_LIVE=1` (so in `cargo test` and `make test`), every trial is ignored;
 //! - a provider whose key is empty in `.env.test` is ignored, naming the key.
 
+// A test fails by panicking: its helpers may unwrap and expect as its #[test]s do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// The helpers of the integration tests' binary (tests/it/main.rs), shared with it.
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

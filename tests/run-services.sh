@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The tests that need PostgreSQL or Redis, which a plain `cargo test` reports as ignored: the
-# PostgreSQL runs of tests/ledger.rs, the two replicas of tests/replicas.rs (which also share a
-# Redis) and the database outage of tests/faults.rs, and the Redis runs of the shared rate limits. `make test` runs each group here when its
-# server answers, and always when CI=true (where they then fail if it does not answer).
+# PostgreSQL runs of tests/it/ledger.rs, the two replicas of tests/it/replicas.rs (which also
+# share a Redis) and the database outage of tests/it/faults.rs, all in the `it` test binary under
+# a module `postgres`, and the Redis runs of the shared rate limits. `make test` runs each group
+# here when its server answers, and always when CI=true (where they then fail if it does not
+# answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,9 +51,7 @@ else
     echo "Redis tests stay ignored: no server answers at $redis_host:$redis_port (LLMRPC_TEST_REDIS_URL; under CI=true they run, and fail)"
 fi
 if [[ ${CI:-} == true ]] || answers; then
-    "$cargo" test --test ledger -- --ignored postgres::
-    "$cargo" test --test replicas -- --ignored postgres::
-    "$cargo" test --test faults -- --ignored postgres::
+    "$cargo" test --test it -- --ignored ::postgres::
 else
     echo "PostgreSQL tests stay ignored: no server answers at $host:$port (LLMRPC_TEST_POSTGRES_URL; under CI=true they run, and fail)"
 fi

@@ -42,7 +42,6 @@ pub enum AuthMode {
 /// An authenticated caller: its key (never the secret) and its team as last loaded.
 #[derive(Debug)]
 pub struct Caller {
-    pub key_id: String,
     pub prefix: String,
     pub role: Role,
     pub team: Arc<Team>,
@@ -90,7 +89,6 @@ impl Cache {
             match (key.revoked_at, team) {
                 (None, Some(team)) => {
                     let caller = Caller {
-                        key_id: key.id,
                         prefix: key.prefix,
                         role: key.role,
                         team: Arc::clone(team),

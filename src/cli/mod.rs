@@ -85,6 +85,7 @@ async fn mock_upstream(addr: &str) -> Result<(), String> {
 /// jsonl | head -1`) fails, and `println!` panics on that failure: a backtrace, exit 101, and a
 /// pipeline under `set -o pipefail` that fails. A command whose output is meant for pipes gets the
 /// default action back and ends as `cat` or `grep` do. The servers keep ignoring it.
+#[allow(unsafe_code)]
 fn end_quietly_on_a_closed_pipe() {
     // SAFETY: sets the disposition of one signal to its default, before any thread of this
     // program exists (the runtime is built later); no handler runs Rust code.

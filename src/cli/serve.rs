@@ -97,7 +97,7 @@ pub(super) fn gateway(
         providers::http_client(config.connect_timeout).map_err(|e| format!("HTTP client: {e}"))?;
     let implemented = ProviderName::ALL
         .into_iter()
-        .map(|name| providers::build(name, client.clone(), config.provider(name).clone()))
+        .map(|name| providers::build(name, client.clone(), config.provider(name).endpoint()))
         .collect::<Result<Vec<_>, _>>()?;
     let catalogs = implemented
         .iter()

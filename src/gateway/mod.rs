@@ -30,7 +30,7 @@ mod streaming;
 mod upstream;
 
 use attempts::Attempts;
-pub use call::{CallRequest, Chunk, ChunkStream, Completion, StreamSummary};
+pub use call::{CallRequest, Chunk, ChunkStream, Completion};
 use finish::CallEnd;
 pub use finish::Recorders;
 pub use report::{ModelCatalog, ModelListing, ProviderStatus};

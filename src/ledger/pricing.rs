@@ -225,8 +225,9 @@ mod tests {
             requests_per_minute: None,
             max_concurrent: None,
         };
-        let providers = ProviderName::ALL
-            .map(|name| providers::build(name, client.clone(), config(name.as_str())).unwrap());
+        let providers = ProviderName::ALL.map(|name| {
+            providers::build(name, client.clone(), config(name.as_str()).endpoint()).unwrap()
+        });
         let prices = Prices::default();
         for provider in providers {
             for ModelInfo { id, .. } in provider.catalog() {

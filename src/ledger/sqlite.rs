@@ -251,14 +251,9 @@ impl SqliteStore {
 }
 
 /// The 64-bit FNV-1a hash of a trace id, as SQLite's signed integer. Stored in every row, so it
-/// must never change: FNV-1a is fixed by its specification, unlike Rust's `Hasher`s.
+/// must never change.
 fn trace_key(trace_id: &str) -> i64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = trace_id.bytes().fold(OFFSET_BASIS, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    });
-    hash.cast_signed()
+    crate::fnv::fnv1a(trace_id.as_bytes()).cast_signed()
 }
 
 /// The calls of one trace, oldest first: one search of the trace index per range of ids that

@@ -1,66 +1,54 @@
-//! The providers. Each is an [`Adapter`]: pure functions between the common request and answer
-//! types and one provider's wire format. The [`Driver`] does everything around them, once, for
-//! every provider: sending, the SSE stream, errors, key redaction and the trace headers.
-//! Nothing here knows JSON-RPC.
+//! The providers. Each is an [`Adapter`](adapter::Adapter): pure functions between the common
+//! request and answer types and one provider's wire format, in a folder of its own. The
+//! [`Driver`](driver::Driver) does everything around them, once, for every provider: sending, the
+//! SSE stream, errors, key redaction and the trace headers. `fault.rs` holds the rules by which
+//! what a provider said went wrong becomes the contract's error; `provider.rs` the [`Provider`]
+//! trait the gateway calls. Nothing here knows JSON-RPC.
 //!
-//! Adding a provider is one file implementing [`Adapter`], its name in
-//! [`ProviderName`](crate::types::ProviderName), and its line in [`build`].
+//! This file only declares, re-exports and registers: adding a provider is one folder
+//! implementing `Adapter`, its name in [`ProviderName`](crate::types::ProviderName), its line
+//! in [`build`] and [`exercise`], and its table of recorded fixtures for the conformance suite
+//! (`conformance.rs`).
 
+mod adapter;
 mod anthropic;
+#[cfg(test)]
+mod conformance;
 mod driver;
+mod endpoint;
+#[cfg(any(test, feature = "fuzzing"))]
+mod exercise;
+mod fault;
 mod gemini;
 mod openai;
+mod provider;
 #[cfg(test)]
 mod testing;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
-
 pub use driver::http_client;
-pub(crate) use driver::{Adapter, Driver, Fault, Outgoing};
+pub use endpoint::Endpoint;
+pub use provider::{EventStream, Provider};
 
-use crate::config::ProviderConfig;
-use crate::error::Error;
-use crate::types::{
-    ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent, UpstreamTrace,
-};
-
-pub type EventStream = BoxStream<'static, Result<StreamEvent, Error>>;
-
-/// What the gateway calls: a provider behind its driver, or a fake one in tests.
-#[async_trait]
-pub trait Provider: Send + Sync {
-    fn name(&self) -> ProviderName;
-
-    /// Whether it has an API key; an unconfigured provider answers every call with `provider_auth`.
-    fn is_configured(&self) -> bool;
-
-    /// The models this provider is known to serve.
-    fn catalog(&self) -> &'static [ModelInfo];
-
-    async fn complete(
-        &self,
-        req: &ChatRequest,
-        trace: &UpstreamTrace,
-    ) -> Result<ChatResponse, Error>;
-
-    /// Starts a streamed answer. Fails before returning when the provider refuses the request.
-    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error>;
-}
+use crate::types::ProviderName;
+use driver::Driver;
 
 /// The provider of `name` behind its driver. Fails when the configured base URL is not an
 /// http(s) URL.
 pub fn build(
     name: ProviderName,
     client: reqwest::Client,
-    config: ProviderConfig,
+    endpoint: Endpoint,
 ) -> Result<std::sync::Arc<dyn Provider>, String> {
     Ok(match name {
-        ProviderName::Openai => std::sync::Arc::new(Driver::<openai::OpenAi>::new(client, config)?),
-        ProviderName::Anthropic => {
-            std::sync::Arc::new(Driver::<anthropic::Anthropic>::new(client, config)?)
+        ProviderName::Openai => {
+            std::sync::Arc::new(Driver::<openai::OpenAi>::new(client, endpoint)?)
         }
-        ProviderName::Gemini => std::sync::Arc::new(Driver::<gemini::Gemini>::new(client, config)?),
+        ProviderName::Anthropic => {
+            std::sync::Arc::new(Driver::<anthropic::Anthropic>::new(client, endpoint)?)
+        }
+        ProviderName::Gemini => {
+            std::sync::Arc::new(Driver::<gemini::Gemini>::new(client, endpoint)?)
+        }
     })
 }
 
@@ -69,30 +57,8 @@ pub fn build(
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn exercise(name: ProviderName, data: &[u8]) {
     match name {
-        ProviderName::Openai => exercise_adapter::<openai::OpenAi>(data),
-        ProviderName::Anthropic => exercise_adapter::<anthropic::Anthropic>(data),
-        ProviderName::Gemini => exercise_adapter::<gemini::Gemini>(data),
-    }
-}
-
-#[cfg(any(test, feature = "fuzzing"))]
-fn exercise_adapter<A: Adapter>(data: &[u8]) {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    match selector % 3 {
-        0 => drop(A::parse_response(body)),
-        1 => {
-            let mut decoder = crate::sse::SseDecoder::new();
-            let mut events = decoder.push(body);
-            events.extend(decoder.finish());
-            let mut state = A::StreamState::default();
-            for event in &events {
-                if !matches!(A::parse_stream_event(event, &mut state), Ok(Some(_))) {
-                    break;
-                }
-            }
-        }
-        _ => drop(A::parse_error(400 + u16::from(selector % 200), body)),
+        ProviderName::Openai => exercise::parsers::<openai::OpenAi>(data),
+        ProviderName::Anthropic => exercise::parsers::<anthropic::Anthropic>(data),
+        ProviderName::Gemini => exercise::parsers::<gemini::Gemini>(data),
     }
 }

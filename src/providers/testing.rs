@@ -1,10 +1,10 @@
-//! What the adapters' tests share: their fixtures, conversations in the common types, and an
-//! adapter's functions run over bytes the way the driver runs them.
+//! What the adapters' tests (and the conformance suite) share: their fixtures, conversations in
+//! the common types, and an adapter's functions run over bytes the way the driver runs them.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::Adapter;
+use super::adapter::Adapter;
 use crate::error::Error;
 use crate::sse::SseDecoder;
 use crate::types::{ChatRequest, Content, ImageUrl, Message, Part, Role, StreamEvent};
@@ -17,6 +17,21 @@ pub(super) fn fixture<A: Adapter>(name: &str) -> Vec<u8> {
 
 pub(super) fn fixture_json<A: Adapter>(name: &str) -> Value {
     serde_json::from_slice(&fixture::<A>(name)).unwrap()
+}
+
+/// A recorded answer's headers (`<status line>` then `name: value` lines).
+pub(super) fn fixture_headers<A: Adapter>(name: &str) -> HeaderMap {
+    let text = String::from_utf8(fixture::<A>(name)).unwrap();
+    let mut headers = HeaderMap::new();
+    for line in text.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(
+                HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
+    }
+    headers
 }
 
 /// An error answer as the driver classifies it.

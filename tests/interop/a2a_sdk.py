@@ -11,7 +11,7 @@ case may have: "key" (sent as `Authorization: Bearer …`), "traceparent" (sent 
 Prints one line per case that passed (`ok   <case>: <detail>`, the detail naming the task as
 `task=<id>` where there is one); stops at the first that fails, with exit status 1 and a message
 saying what was expected and what came instead; exits 3 when the SDK is not installed. Run by
-tests/a2a_sdk.rs, which sets the upstream's answers up and checks what reached it and what the
+tests/it/a2a_sdk.rs, which sets the upstream's answers up and checks what reached it and what the
 ledger recorded. Needs the stdlib, `a2a-sdk` and `httpx` only.
 """
 

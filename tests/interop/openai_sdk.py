@@ -6,7 +6,7 @@ BASE_URL is the service's root (the script adds /v1). Each CASE_JSON is an objec
 names one of the functions in CASES and whose other members are its expectations, e.g.
 {"case": "complete", "model": "gpt-4.1-mini", "text": "Hello!", "usage": [9, 3, 12]}.
 Prints one line per case that passed; stops at the first that fails, with exit status 1 and a
-message saying what was expected and what came instead. Run by tests/openai_sdk.rs, which sets
+message saying what was expected and what came instead. Run by tests/it/openai_sdk.rs, which sets
 the upstream's answers up and checks what reached it. Needs the stdlib and `openai` only.
 """
 

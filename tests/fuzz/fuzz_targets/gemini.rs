@@ -1,5 +1,5 @@
 #![no_main]
 
-use llmrpc::types::ProviderName;
+use llmrpc::ProviderName;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| llmrpc::fuzzing::provider(ProviderName::Gemini, data));

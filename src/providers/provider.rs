@@ -1,0 +1,33 @@
+//! What the gateway calls: [`Provider`], a provider behind its driver (or a fake one in the
+//! gateway's tests), and the stream of events a streamed answer is.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::error::Error;
+use crate::types::{
+    ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent, UpstreamTrace,
+};
+
+pub type EventStream = BoxStream<'static, Result<StreamEvent, Error>>;
+
+/// What the gateway calls: a provider behind its driver, or a fake one in tests.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> ProviderName;
+
+    /// Whether it has an API key; an unconfigured provider answers every call with `provider_auth`.
+    fn is_configured(&self) -> bool;
+
+    /// The models this provider is known to serve.
+    fn catalog(&self) -> &'static [ModelInfo];
+
+    async fn complete(
+        &self,
+        req: &ChatRequest,
+        trace: &UpstreamTrace,
+    ) -> Result<ChatResponse, Error>;
+
+    /// Starts a streamed answer. Fails before returning when the provider refuses the request.
+    async fn stream(&self, req: &ChatRequest, trace: &UpstreamTrace) -> Result<EventStream, Error>;
+}
