@@ -19,3 +19,21 @@ pub(crate) trait Subscription: Method {
     const NOTIFICATION: &'static str;
     type Cancel: Method;
 }
+
+/// Declares methods of the catalogue, one line each: `Type = "name": Params => Result;`, with
+/// its doc comment. The name, the params and the result then stand in one place only.
+macro_rules! methods {
+    ($($(#[$doc:meta])* $method:ident = $name:literal: $params:ty => $result:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) struct $method;
+
+            impl $crate::api::method::Method for $method {
+                const NAME: &'static str = $name;
+                type Params = $params;
+                type Result = $result;
+            }
+        )*
+    };
+}
+pub(crate) use methods;

@@ -3,26 +3,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::method::Method;
+use super::method::methods;
 use crate::ledger::{CallRecord, GroupBy};
 
-/// Every call of one trace id.
-pub(crate) struct Trace;
+methods! {
+    /// Every call of one trace id.
+    Trace = "ops.trace": TraceParams => Vec<CallRecord>;
+    /// Calls, errors, tokens and cost in a window, grouped: the window as read, the grouping
+    /// and the groups.
+    Usage = "ops.usage": UsageParams => Value;
+}
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TraceParams {
     pub(crate) trace_id: String,
 }
-
-impl Method for Trace {
-    const NAME: &'static str = "ops.trace";
-    type Params = TraceParams;
-    type Result = Vec<CallRecord>;
-}
-
-/// Calls, errors, tokens and cost in a window, grouped.
-pub(crate) struct Usage;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,11 +28,4 @@ pub(crate) struct UsageParams {
     /// RFC 3339; absent: now.
     pub(crate) until: Option<String>,
     pub(crate) group_by: Option<GroupBy>,
-}
-
-impl Method for Usage {
-    const NAME: &'static str = "ops.usage";
-    type Params = UsageParams;
-    /// The window as read, the grouping and the groups.
-    type Result = Value;
 }
