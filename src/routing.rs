@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::types::{ModelInfo, ProviderName};
+use crate::providers;
+use crate::types::{ModelInfo, ProviderName, Tier};
 
 /// One concrete model at one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,33 +22,32 @@ impl Route {
     }
 }
 
-/// The built-in tiers: ordered across providers so that any one configured key serves each.
-const TIERS: [(&str, [&str; 3]); 3] = [
-    (
-        "fast",
-        [
-            "openai/gpt-5-mini",
-            "anthropic/claude-haiku-4-5",
-            "gemini/gemini-2.5-flash",
-        ],
-    ),
-    (
-        "balanced",
-        [
-            "anthropic/claude-sonnet-4-5",
-            "openai/gpt-5",
-            "gemini/gemini-2.5-pro",
-        ],
-    ),
-    (
-        "premium",
-        [
-            "anthropic/claude-opus-4-1",
-            "openai/gpt-5",
-            "gemini/gemini-2.5-pro",
-        ],
-    ),
-];
+/// The built-in tiers, from the providers' model tables: each tier's models in the order of
+/// their ranks. The tables give each tier one model of every provider, so that any one
+/// configured key serves each.
+fn builtin_tiers() -> impl Iterator<Item = (String, Vec<Route>)> {
+    Tier::ALL.into_iter().map(|tier| {
+        let mut ranked: Vec<(u8, Route)> = ProviderName::ALL
+            .into_iter()
+            .flat_map(|provider| {
+                providers::registered(provider)
+                    .models
+                    .models
+                    .iter()
+                    .filter_map(move |m| {
+                        let route = Route {
+                            provider,
+                            model: m.id.to_owned(),
+                        };
+                        Some((m.rank_in(tier)?, route))
+                    })
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, _)| *rank);
+        let routes = ranked.into_iter().map(|(_, route)| route).collect();
+        (tier.as_str().to_owned(), routes)
+    })
+}
 
 const PREFIXES: [(&str, ProviderName); 7] = [
     ("gpt-", ProviderName::Openai),
@@ -71,11 +71,8 @@ impl ModelRegistry {
         catalogs: Vec<(ProviderName, &'static [ModelInfo])>,
         configured_aliases: &BTreeMap<String, Vec<String>>,
     ) -> Result<Self, String> {
-        let mut aliases = BTreeMap::new();
-        let builtin = TIERS
-            .iter()
-            .map(|(name, targets)| (name.to_string(), targets.map(str::to_owned).to_vec()));
-        for (name, targets) in builtin.chain(configured_aliases.clone()) {
+        let mut aliases: BTreeMap<String, Vec<Route>> = builtin_tiers().collect();
+        for (name, targets) in configured_aliases.clone() {
             let routes = targets
                 .iter()
                 .map(|t| {
@@ -229,6 +226,40 @@ mod tests {
             providers.sort();
             assert_eq!(providers, ProviderName::ALL, "{tier}");
         }
+    }
+
+    #[test]
+    fn the_tables_give_the_tiers_their_models_in_order() {
+        let r = registry(&[]);
+        for (tier, models) in [
+            (
+                "fast",
+                [
+                    "openai/gpt-5-mini",
+                    "anthropic/claude-haiku-4-5",
+                    "gemini/gemini-2.5-flash",
+                ],
+            ),
+            (
+                "balanced",
+                [
+                    "anthropic/claude-sonnet-4-5",
+                    "openai/gpt-5",
+                    "gemini/gemini-2.5-pro",
+                ],
+            ),
+            (
+                "premium",
+                [
+                    "anthropic/claude-opus-4-1",
+                    "openai/gpt-5",
+                    "gemini/gemini-2.5-pro",
+                ],
+            ),
+        ] {
+            assert_eq!(ids(r.resolve(tier).unwrap()), models, "{tier}");
+        }
+        assert_eq!(r.aliases().len(), 3);
     }
 
     #[test]
