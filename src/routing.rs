@@ -49,15 +49,23 @@ fn builtin_tiers() -> impl Iterator<Item = (String, Vec<Route>)> {
     })
 }
 
-const PREFIXES: [(&str, ProviderName); 7] = [
-    ("gpt-", ProviderName::Openai),
-    ("o1", ProviderName::Openai),
-    ("o3", ProviderName::Openai),
-    ("o4", ProviderName::Openai),
-    ("chatgpt-", ProviderName::Openai),
-    ("claude-", ProviderName::Anthropic),
-    ("gemini-", ProviderName::Gemini),
-];
+/// The prefixes of bare names, each with the provider whose table routes them there.
+fn prefixes() -> impl Iterator<Item = (&'static str, ProviderName)> {
+    ProviderName::ALL.into_iter().flat_map(|provider| {
+        let table = providers::registered(provider).models;
+        table.routed_prefixes.iter().map(move |p| (*p, provider))
+    })
+}
+
+/// `a, b or c`: the prefixes a bare name may start with, for the error that names none.
+fn prefix_list() -> String {
+    let prefixes: Vec<&str> = prefixes().map(|(p, _)| p).collect();
+    match prefixes.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 #[derive(Debug)]
 pub struct ModelRegistry {
@@ -96,8 +104,9 @@ impl ModelRegistry {
             Error::new(
                 ErrorKind::ModelNotFound,
                 format!(
-                    "unknown model {name:?}: use provider/model, an alias ({}), or a name starting with gpt-, o1, o3, o4, chatgpt-, claude- or gemini-",
-                    self.aliases.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    "unknown model {name:?}: use provider/model, an alias ({}), or a name starting with {}",
+                    self.aliases.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+                    prefix_list()
                 ),
             )
         })
@@ -132,11 +141,10 @@ fn direct_route(name: &str) -> Option<Route> {
             model: model.to_owned(),
         });
     }
-    PREFIXES
-        .iter()
+    prefixes()
         .find(|(prefix, _)| name.starts_with(prefix))
         .map(|(_, provider)| Route {
-            provider: *provider,
+            provider,
             model: name.to_owned(),
         })
 }
@@ -190,6 +198,13 @@ mod tests {
     #[test]
     fn unknown_names_are_model_not_found() {
         let r = registry(&[]);
+        assert!(
+            r.resolve("llama-3").unwrap_err().message.ends_with(
+                "or a name starting with gpt-, o1, o3, o4, chatgpt-, claude- or gemini-"
+            ),
+            "{}",
+            r.resolve("llama-3").unwrap_err().message
+        );
         for name in ["llama-3", "mistral/large", "openai/", ""] {
             assert_eq!(
                 r.resolve(name).unwrap_err().kind,

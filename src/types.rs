@@ -469,7 +469,8 @@ impl ModelInfo {
 }
 
 /// One provider's facts about its models, the one table that the catalog, the capability
-/// rules of its adapter, the built-in tiers and the list prices all read.
+/// rules of its adapter, the built-in tiers, the list prices and the routing of bare names all
+/// read.
 ///
 /// Callers name any model, not only those listed (`o1-pro`, dated snapshots such as
 /// `claude-sonnet-4-5-20250929`), so capabilities are matched by prefix: a name has those of
@@ -483,6 +484,8 @@ pub struct ModelTable {
     pub families: &'static [ModelInfo],
     /// The capabilities of a name no row matches.
     pub others: Capabilities,
+    /// A bare model name that begins with one of these is routed to this provider.
+    pub routed_prefixes: &'static [&'static str],
 }
 
 impl ModelTable {

@@ -69,6 +69,7 @@ pub(super) const MODELS: ModelTable = ModelTable {
         ModelInfo::family("claude-3-7-sonnet", THINKING),
     ],
     others: PLAIN,
+    routed_prefixes: &["claude-"],
 };
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ impl Adapter for Fake {
             reasoning: Reasoning::None,
             json_schema: false,
         },
+        routed_prefixes: &[],
     };
     const KEY_VARS: &'static [&'static str] = &["FAKE_API_KEY"];
     const BASE_URL_VAR: &'static str = "FAKE_BASE_URL";

@@ -57,6 +57,7 @@ pub(super) const MODELS: ModelTable = ModelTable {
         ModelInfo::family("gemini-3", THINKING),
     ],
     others: PLAIN,
+    routed_prefixes: &["gemini-"],
 };
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub(super) const MODELS: ModelTable = ModelTable {
         ModelInfo::family("o4", EFFORT),
     ],
     others: PLAIN,
+    routed_prefixes: &["gpt-", "o1", "o3", "o4", "chatgpt-"],
 };
 
 #[cfg(test)]
