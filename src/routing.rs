@@ -1,5 +1,7 @@
 //! The model registry: turns what a caller names (`provider/model`, an alias or tier, a bare
-//! model name) into the ordered list of concrete models that may answer.
+//! model name) into the ordered list of concrete models that may answer. The built-in tiers and
+//! the prefixes of bare names come from the providers' model tables; configured aliases come
+//! first and may replace a tier.
 
 use std::collections::BTreeMap;
 
