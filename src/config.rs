@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::access::AuthMode;
 use crate::ledger::{DEFAULT_DATABASE_URL, Price};
-use crate::providers::Endpoint;
+use crate::providers::{Endpoint, registered};
 use crate::resilience::{BreakerPolicy, RetryPolicy};
 use crate::types::{ProviderName, Secret};
 
@@ -180,34 +180,6 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-struct ProviderDefaults {
-    name: ProviderName,
-    key_vars: &'static [&'static str],
-    base_url_var: &'static str,
-    base_url: &'static str,
-}
-
-const PROVIDERS: [ProviderDefaults; 3] = [
-    ProviderDefaults {
-        name: ProviderName::Openai,
-        key_vars: &["OPENAI_API_KEY"],
-        base_url_var: "OPENAI_BASE_URL",
-        base_url: "https://api.openai.com/v1",
-    },
-    ProviderDefaults {
-        name: ProviderName::Anthropic,
-        key_vars: &["ANTHROPIC_API_KEY"],
-        base_url_var: "ANTHROPIC_BASE_URL",
-        base_url: "https://api.anthropic.com",
-    },
-    ProviderDefaults {
-        name: ProviderName::Gemini,
-        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        base_url_var: "GEMINI_BASE_URL",
-        base_url: "https://generativelanguage.googleapis.com",
-    },
-];
-
 impl Config {
     /// Loads the configuration. `env` looks a variable up (the process environment in `main`);
     /// an empty value counts as unset, so `.env.test` can list every key without setting any.
@@ -236,8 +208,9 @@ impl Config {
 
         let read = Reader { env: &env };
         let mut providers = BTreeMap::new();
-        for defaults in PROVIDERS {
-            let file = file_config.providers.get(&defaults.name);
+        for name in ProviderName::ALL {
+            let defaults = registered(name);
+            let file = file_config.providers.get(&name);
             let from_file = |f: fn(&FileProvider) -> Option<u64>| file.and_then(f);
             let api_key = defaults
                 .key_vars
@@ -270,7 +243,7 @@ impl Config {
                 )?,
             };
             providers.insert(
-                defaults.name,
+                name,
                 ProviderConfig {
                     api_key,
                     base_url,

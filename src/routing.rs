@@ -1,10 +1,13 @@
 //! The model registry: turns what a caller names (`provider/model`, an alias or tier, a bare
-//! model name) into the ordered list of concrete models that may answer.
+//! model name) into the ordered list of concrete models that may answer. The built-in tiers and
+//! the prefixes of bare names come from the providers' model tables; configured aliases come
+//! first and may replace a tier.
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::types::{ModelInfo, ProviderName};
+use crate::providers;
+use crate::types::{ModelInfo, ProviderName, Tier};
 
 /// One concrete model at one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,43 +24,50 @@ impl Route {
     }
 }
 
-/// The built-in tiers: ordered across providers so that any one configured key serves each.
-const TIERS: [(&str, [&str; 3]); 3] = [
-    (
-        "fast",
-        [
-            "openai/gpt-5-mini",
-            "anthropic/claude-haiku-4-5",
-            "gemini/gemini-2.5-flash",
-        ],
-    ),
-    (
-        "balanced",
-        [
-            "anthropic/claude-sonnet-4-5",
-            "openai/gpt-5",
-            "gemini/gemini-2.5-pro",
-        ],
-    ),
-    (
-        "premium",
-        [
-            "anthropic/claude-opus-4-1",
-            "openai/gpt-5",
-            "gemini/gemini-2.5-pro",
-        ],
-    ),
-];
+/// The built-in tiers, from the providers' model tables: each tier's models in the order of
+/// their ranks. The tables give each tier one model of every provider, so that any one
+/// configured key serves each.
+fn builtin_tiers() -> impl Iterator<Item = (String, Vec<Route>)> {
+    Tier::ALL.into_iter().map(|tier| {
+        let mut ranked: Vec<(u8, Route)> = ProviderName::ALL
+            .into_iter()
+            .flat_map(|provider| {
+                providers::registered(provider)
+                    .models
+                    .models
+                    .iter()
+                    .filter_map(move |m| {
+                        let route = Route {
+                            provider,
+                            model: m.id.to_owned(),
+                        };
+                        Some((m.rank_in(tier)?, route))
+                    })
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, _)| *rank);
+        let routes = ranked.into_iter().map(|(_, route)| route).collect();
+        (tier.as_str().to_owned(), routes)
+    })
+}
 
-const PREFIXES: [(&str, ProviderName); 7] = [
-    ("gpt-", ProviderName::Openai),
-    ("o1", ProviderName::Openai),
-    ("o3", ProviderName::Openai),
-    ("o4", ProviderName::Openai),
-    ("chatgpt-", ProviderName::Openai),
-    ("claude-", ProviderName::Anthropic),
-    ("gemini-", ProviderName::Gemini),
-];
+/// The prefixes of bare names, each with the provider whose table routes them there.
+fn prefixes() -> impl Iterator<Item = (&'static str, ProviderName)> {
+    ProviderName::ALL.into_iter().flat_map(|provider| {
+        let table = providers::registered(provider).models;
+        table.routed_prefixes.iter().map(move |p| (*p, provider))
+    })
+}
+
+/// `a, b or c`: the prefixes a bare name may start with, for the error that names none.
+fn prefix_list() -> String {
+    let prefixes: Vec<&str> = prefixes().map(|(p, _)| p).collect();
+    match prefixes.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 #[derive(Debug)]
 pub struct ModelRegistry {
@@ -71,11 +81,8 @@ impl ModelRegistry {
         catalogs: Vec<(ProviderName, &'static [ModelInfo])>,
         configured_aliases: &BTreeMap<String, Vec<String>>,
     ) -> Result<Self, String> {
-        let mut aliases = BTreeMap::new();
-        let builtin = TIERS
-            .iter()
-            .map(|(name, targets)| (name.to_string(), targets.map(str::to_owned).to_vec()));
-        for (name, targets) in builtin.chain(configured_aliases.clone()) {
+        let mut aliases: BTreeMap<String, Vec<Route>> = builtin_tiers().collect();
+        for (name, targets) in configured_aliases.clone() {
             let routes = targets
                 .iter()
                 .map(|t| {
@@ -99,8 +106,9 @@ impl ModelRegistry {
             Error::new(
                 ErrorKind::ModelNotFound,
                 format!(
-                    "unknown model {name:?}: use provider/model, an alias ({}), or a name starting with gpt-, o1, o3, o4, chatgpt-, claude- or gemini-",
-                    self.aliases.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    "unknown model {name:?}: use provider/model, an alias ({}), or a name starting with {}",
+                    self.aliases.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+                    prefix_list()
                 ),
             )
         })
@@ -135,11 +143,10 @@ fn direct_route(name: &str) -> Option<Route> {
             model: model.to_owned(),
         });
     }
-    PREFIXES
-        .iter()
+    prefixes()
         .find(|(prefix, _)| name.starts_with(prefix))
         .map(|(_, provider)| Route {
-            provider: *provider,
+            provider,
             model: name.to_owned(),
         })
 }
@@ -193,6 +200,13 @@ mod tests {
     #[test]
     fn unknown_names_are_model_not_found() {
         let r = registry(&[]);
+        assert!(
+            r.resolve("llama-3").unwrap_err().message.ends_with(
+                "or a name starting with gpt-, o1, o3, o4, chatgpt-, claude- or gemini-"
+            ),
+            "{}",
+            r.resolve("llama-3").unwrap_err().message
+        );
         for name in ["llama-3", "mistral/large", "openai/", ""] {
             assert_eq!(
                 r.resolve(name).unwrap_err().kind,
@@ -229,6 +243,40 @@ mod tests {
             providers.sort();
             assert_eq!(providers, ProviderName::ALL, "{tier}");
         }
+    }
+
+    #[test]
+    fn the_tables_give_the_tiers_their_models_in_order() {
+        let r = registry(&[]);
+        for (tier, models) in [
+            (
+                "fast",
+                [
+                    "openai/gpt-5-mini",
+                    "anthropic/claude-haiku-4-5",
+                    "gemini/gemini-2.5-flash",
+                ],
+            ),
+            (
+                "balanced",
+                [
+                    "anthropic/claude-sonnet-4-5",
+                    "openai/gpt-5",
+                    "gemini/gemini-2.5-pro",
+                ],
+            ),
+            (
+                "premium",
+                [
+                    "anthropic/claude-opus-4-1",
+                    "openai/gpt-5",
+                    "gemini/gemini-2.5-pro",
+                ],
+            ),
+        ] {
+            assert_eq!(ids(r.resolve(tier).unwrap()), models, "{tier}");
+        }
+        assert_eq!(r.aliases().len(), 3);
     }
 
     #[test]

@@ -325,19 +325,180 @@ pub struct UpstreamTrace {
     pub request_id: String,
 }
 
-/// A model a provider serves, with what the router needs to know of it.
-#[derive(Debug, Clone, Copy)]
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl Price {
+    pub const fn new(input: f64, output: f64) -> Self {
+        Self { input, output }
+    }
+
+    /// The cost of `usage` at this price.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        (usage.prompt_tokens as f64 * self.input + usage.completion_tokens as f64 * self.output)
+            / 1_000_000.0
+    }
+}
+
+/// How a model is asked to reason, which decides what an adapter sends for `reasoning_effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reasoning {
+    /// No reasoning knob: `reasoning_effort` is not sent (such models may refuse it).
+    None,
+    /// OpenAI's reasoning models: `reasoning_effort` as it is, and `max_completion_tokens` for
+    /// the cap.
+    Effort,
+    /// A budget of thinking tokens (Anthropic's extended thinking, Gemini's `thinkingBudget`).
+    ThinkingBudget,
+}
+
+/// What a model can be asked for, where providers' models differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub reasoning: Reasoning,
+    /// A JSON Schema for the answer is sent natively; where not, an adapter that has a
+    /// fallback (Anthropic's instruction in the system prompt) uses it.
+    pub json_schema: bool,
+}
+
+/// The built-in tiers, names that route to one model of each provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Fast,
+    Balanced,
+    Premium,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Self::Fast, Self::Balanced, Self::Premium];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Balanced => "balanced",
+            Self::Premium => "premium",
+        }
+    }
+}
+
+/// A model's place in a built-in tier: candidates are tried by rank, 1 first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierRank {
+    pub tier: Tier,
+    pub rank: u8,
+}
+
+/// One row of a provider's model table: a model it serves, or a family of names (see
+/// [`ModelTable`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelInfo {
     pub id: &'static str,
     pub context_window: Option<u32>,
+    /// The documented maximum of output tokens, from the provider's model page; nothing
+    /// enforces it. `None` where unknown.
+    pub max_output_tokens: Option<u32>,
+    /// The public list price, standard tier: no batch or cached-input discounts, and the base
+    /// rate where a provider charges more for long prompts (above 200k tokens). Prices change;
+    /// config overrides them without a release.
+    pub price: Option<Price>,
+    pub capabilities: Capabilities,
+    /// The built-in tiers it belongs to, with its rank in each.
+    pub tiers: &'static [TierRank],
 }
 
 impl ModelInfo {
+    /// A model with its context window, and nothing else known of it yet.
     pub const fn new(id: &'static str, context_window: u32) -> Self {
         Self {
             id,
             context_window: Some(context_window),
+            max_output_tokens: None,
+            price: None,
+            capabilities: Capabilities {
+                reasoning: Reasoning::None,
+                json_schema: false,
+            },
+            tiers: &[],
         }
+    }
+
+    /// A family: the capabilities of every name that begins with `prefix`.
+    pub const fn family(prefix: &'static str, capabilities: Capabilities) -> Self {
+        Self {
+            id: prefix,
+            context_window: None,
+            max_output_tokens: None,
+            price: None,
+            capabilities,
+            tiers: &[],
+        }
+    }
+
+    pub const fn max_output(self, tokens: u32) -> Self {
+        Self {
+            max_output_tokens: Some(tokens),
+            ..self
+        }
+    }
+
+    pub const fn price(self, input: f64, output: f64) -> Self {
+        Self {
+            price: Some(Price::new(input, output)),
+            ..self
+        }
+    }
+
+    pub const fn capabilities(self, capabilities: Capabilities) -> Self {
+        Self {
+            capabilities,
+            ..self
+        }
+    }
+
+    pub const fn tiers(self, tiers: &'static [TierRank]) -> Self {
+        Self { tiers, ..self }
+    }
+
+    /// Its rank in `tier`, if it belongs to it.
+    pub fn rank_in(&self, tier: Tier) -> Option<u8> {
+        self.tiers.iter().find(|t| t.tier == tier).map(|t| t.rank)
+    }
+}
+
+/// One provider's facts about its models, the one table that the catalog, the capability
+/// rules of its adapter, the built-in tiers, the list prices and the routing of bare names all
+/// read.
+///
+/// Callers name any model, not only those listed (`o1-pro`, dated snapshots such as
+/// `claude-sonnet-4-5-20250929`), so capabilities are matched by prefix: a name has those of
+/// the longest row, model or family, whose id it begins with, and `others` when it begins
+/// with none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelTable {
+    /// The models it serves, as `llm.models` lists them; each has a price.
+    pub models: &'static [ModelInfo],
+    /// Prefixes of names that are no model of `models` (no window, price or tier of their own).
+    pub families: &'static [ModelInfo],
+    /// The capabilities of a name no row matches.
+    pub others: Capabilities,
+    /// A bare model name that begins with one of these is routed to this provider.
+    pub routed_prefixes: &'static [&'static str],
+}
+
+impl ModelTable {
+    /// What `model` can be asked for.
+    pub fn capabilities(&self, model: &str) -> Capabilities {
+        self.models
+            .iter()
+            .chain(self.families)
+            .filter(|row| model.starts_with(row.id))
+            .max_by_key(|row| row.id.len())
+            .map_or(self.others, |row| row.capabilities)
     }
 }
 
@@ -427,108 +588,4 @@ impl fmt::Debug for Secret {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn image(url: &str) -> ImageUrl {
-        ImageUrl { url: url.into() }
-    }
-
-    #[test]
-    fn data_urls_are_inline_only_when_base64_with_a_media_type() {
-        assert_eq!(
-            image("data:image/png;base64,AAAA").source(),
-            ImageSource::Inline {
-                media_type: "image/png",
-                data: "AAAA"
-            }
-        );
-        assert_eq!(
-            image("data:image/jpeg;name=a.jpg;BASE64,QUJD").source(),
-            ImageSource::Inline {
-                media_type: "image/jpeg",
-                data: "QUJD"
-            }
-        );
-        for malformed in [
-            "data:image/png,raw",
-            "data:;base64,AAAA",
-            "data:image/png;base64,",
-            "data:image/png;base64",
-        ] {
-            assert!(image(malformed).is_malformed_data_url(), "{malformed}");
-            assert_eq!(image(malformed).source(), ImageSource::Url(malformed));
-        }
-        let https = image("https://example.com/a.png");
-        assert!(!https.is_malformed_data_url());
-        assert_eq!(
-            https.source(),
-            ImageSource::Url("https://example.com/a.png")
-        );
-    }
-
-    proptest::proptest! {
-        /// However a call's arguments are cut into fragments, and however calls interleave,
-        /// each call's arguments come back whole.
-        #[test]
-        fn tool_call_fragments_assemble_whatever_the_cuts(
-            args in proptest::collection::vec("[a-zé\"{}:,0-9 ]{0,12}", 1..4),
-            cuts in proptest::collection::vec(0usize..64, 0..8),
-        ) {
-            let mut deltas = Vec::new();
-            for (index, text) in args.iter().enumerate() {
-                let chars: Vec<char> = text.chars().collect();
-                let mut points: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
-                points.sort_unstable();
-                let mut last = 0;
-                for (n, p) in points.into_iter().chain([chars.len()]).enumerate() {
-                    deltas.push(ToolCallDelta {
-                        index: index as u32,
-                        id: (n == 0).then(|| format!("call_{index}")),
-                        name: (n == 0).then(|| format!("tool_{index}")),
-                        arguments: chars[last..p].iter().collect(),
-                    });
-                    last = p;
-                }
-            }
-            // Every call opens before any continues, as providers send parallel calls.
-            deltas.sort_by_key(|d| d.id.is_none());
-            let mut assembler = ToolCallAssembler::default();
-            for delta in &deltas {
-                assembler.push(delta);
-            }
-            let calls = assembler.finish();
-            proptest::prop_assert_eq!(calls.len(), args.len());
-            for (index, (call, text)) in calls.iter().zip(&args).enumerate() {
-                proptest::prop_assert_eq!(&call.id, &format!("call_{index}"));
-                proptest::prop_assert_eq!(&call.function.name, &format!("tool_{index}"));
-                proptest::prop_assert_eq!(&call.function.arguments, text);
-            }
-        }
-    }
-
-    #[test]
-    fn the_system_prompt_joins_parts_by_line_and_messages_by_blank_line() {
-        let message = Message::new;
-        let messages = vec![
-            message(Role::System, Content::Text("One.".into())),
-            message(Role::User, Content::Text("Hi".into())),
-            message(Role::System, Content::Text(String::new())),
-            message(
-                Role::System,
-                Content::Parts(vec![
-                    Part::Text { text: "Two".into() },
-                    Part::Text {
-                        text: "lines.".into(),
-                    },
-                ]),
-            ),
-        ];
-        assert_eq!(
-            system_prompt(&messages).as_deref(),
-            Some("One.\n\nTwo\nlines.")
-        );
-        assert_eq!(system_prompt(&messages[1..2]), None);
-        assert_eq!(system_prompt(&messages[1..3]), None);
-    }
-}
+mod tests;

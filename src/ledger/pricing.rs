@@ -1,68 +1,23 @@
 //! What a call cost: a price per model, in USD per million tokens, for input (prompt) and output
-//! (completion) tokens. The built-in table covers the built-in catalog; config can override any
-//! entry or add models, keyed `provider/model`.
+//! (completion) tokens. The list prices are those of the providers' model tables (see
+//! `ModelInfo::price`); config can override any entry or add models, keyed `provider/model`.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use crate::providers;
+pub use crate::types::Price;
+use crate::types::{ProviderName, Usage};
 
-use crate::types::Usage;
-
-/// A model's price in USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
+/// The list prices: every provider's models that have one in its table, keyed
+/// `provider/model`.
+fn list_prices() -> impl Iterator<Item = (String, Price)> {
+    ProviderName::ALL.into_iter().flat_map(|name| {
+        let models = providers::registered(name).models.models;
+        models
+            .iter()
+            .filter_map(move |m| Some((format!("{name}/{}", m.id), m.price?)))
+    })
 }
-
-impl Price {
-    const fn new(input: f64, output: f64) -> Self {
-        Self { input, output }
-    }
-
-    /// The cost of `usage` at this price.
-    pub fn cost(&self, usage: &Usage) -> f64 {
-        (usage.prompt_tokens as f64 * self.input + usage.completion_tokens as f64 * self.output)
-            / 1_000_000.0
-    }
-}
-
-/// Public list prices of the built-in catalog as of writing (late 2025), standard tier: no batch
-/// or cached-input discounts, and the base rate where a provider charges more for long prompts
-/// (above 200k tokens). Prices change; config overrides them without a release.
-const LIST_PRICES: &[(&str, &str, Price)] = &[
-    ("openai", "gpt-5", Price::new(1.25, 10.0)),
-    ("openai", "gpt-5-mini", Price::new(0.25, 2.0)),
-    ("openai", "gpt-5-nano", Price::new(0.05, 0.40)),
-    ("openai", "gpt-4.1", Price::new(2.0, 8.0)),
-    ("openai", "gpt-4.1-mini", Price::new(0.40, 1.60)),
-    ("openai", "gpt-4.1-nano", Price::new(0.10, 0.40)),
-    ("openai", "gpt-4o", Price::new(2.50, 10.0)),
-    ("openai", "gpt-4o-mini", Price::new(0.15, 0.60)),
-    ("openai", "o3", Price::new(2.0, 8.0)),
-    ("openai", "o4-mini", Price::new(1.10, 4.40)),
-    ("anthropic", "claude-opus-4-1", Price::new(15.0, 75.0)),
-    ("anthropic", "claude-opus-4-5", Price::new(5.0, 25.0)),
-    ("anthropic", "claude-sonnet-4-5", Price::new(3.0, 15.0)),
-    ("anthropic", "claude-sonnet-4", Price::new(3.0, 15.0)),
-    ("anthropic", "claude-haiku-4-5", Price::new(1.0, 5.0)),
-    (
-        "anthropic",
-        "claude-3-7-sonnet-latest",
-        Price::new(3.0, 15.0),
-    ),
-    (
-        "anthropic",
-        "claude-3-5-haiku-latest",
-        Price::new(0.80, 4.0),
-    ),
-    ("gemini", "gemini-2.5-pro", Price::new(1.25, 10.0)),
-    ("gemini", "gemini-2.5-flash", Price::new(0.30, 2.50)),
-    ("gemini", "gemini-2.5-flash-lite", Price::new(0.10, 0.40)),
-    ("gemini", "gemini-2.0-flash", Price::new(0.10, 0.40)),
-    ("gemini", "gemini-3-pro-preview", Price::new(2.0, 12.0)),
-];
 
 /// The price table in force: the list prices, then config's overrides on top.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,10 +34,7 @@ impl Default for Prices {
 impl Prices {
     /// The list prices with `overrides` (keyed `provider/model`) replacing or adding entries.
     pub fn new(overrides: BTreeMap<String, Price>) -> Self {
-        let mut table: BTreeMap<String, Price> = LIST_PRICES
-            .iter()
-            .map(|(provider, model, price)| (format!("{provider}/{model}"), *price))
-            .collect();
+        let mut table: BTreeMap<String, Price> = list_prices().collect();
         table.extend(overrides);
         Self { table }
     }
@@ -121,7 +73,7 @@ mod tests {
     use crate::config::ProviderConfig;
     use crate::providers;
     use crate::resilience::{BreakerPolicy, RetryPolicy};
-    use crate::types::{ModelInfo, ProviderName};
+    use crate::types::ModelInfo;
 
     fn usage(prompt: u64, completion: u64) -> Usage {
         Usage {
@@ -235,6 +187,10 @@ mod tests {
                 assert!(price.is_some(), "{}/{id} has no price", provider.name());
             }
         }
-        assert_eq!(LIST_PRICES.len(), prices.table.len(), "duplicate entries");
+        assert_eq!(
+            list_prices().count(),
+            prices.table.len(),
+            "duplicate entries"
+        );
     }
 }

@@ -7,13 +7,19 @@ use serde_json::Value;
 use super::fault::Fault;
 use crate::error::Error;
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent};
+use crate::types::{ChatRequest, ChatResponse, ModelTable, ProviderName, StreamEvent};
 
 /// One provider's wire format, as pure functions: no I/O, no state beyond one stream's.
 pub(crate) trait Adapter: Send + Sync + 'static {
     const NAME: ProviderName;
-    /// The models it is known to serve.
-    const CATALOG: &'static [ModelInfo];
+    /// The models it is known to serve, and what the names callers give can do.
+    const MODELS: &'static ModelTable;
+    /// The environment variables that may hold the key, in order; errors name the first.
+    const KEY_VARS: &'static [&'static str];
+    /// The environment variable that overrides the base URL.
+    const BASE_URL_VAR: &'static str;
+    /// Where the provider is, unless configured otherwise.
+    const BASE_URL: &'static str;
     /// Appended to the configured base URL, which is parsed once at start.
     const ENDPOINT: &'static str;
     /// What a stream remembers between its events (running totals, say).

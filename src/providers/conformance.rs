@@ -209,7 +209,7 @@ pub(super) fn unknown_events<A: Adapter>(recorded: &Recorded) {
 pub(super) fn key_in_auth_header_alone<A: Adapter>() {
     let key = "conformance-key-0123456789";
     let endpoint = reqwest::Url::parse("https://api.example.com/v1/").unwrap();
-    let req = request(A::CATALOG[0].id, vec![text(Role::User, "hi")]);
+    let req = request(A::MODELS.models[0].id, vec![text(Role::User, "hi")]);
     for stream in [false, true] {
         let outgoing = A::request(&endpoint, key, &req, stream).unwrap();
         assert!(outgoing.auth.1.contains(key), "{stream}");

@@ -123,7 +123,7 @@ impl<A: Adapter> Provider for Driver<A> {
     }
 
     fn catalog(&self) -> &'static [ModelInfo] {
-        A::CATALOG
+        A::MODELS.models
     }
 
     async fn complete(

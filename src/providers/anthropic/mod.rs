@@ -3,6 +3,7 @@
 //! whole answer, `stream.rs` a stream's events and `error.rs` error bodies.
 
 mod error;
+mod models;
 mod request;
 mod response;
 mod stream;
@@ -12,27 +13,20 @@ use crate::error::Error;
 use crate::providers::adapter::{Adapter, Outgoing};
 use crate::providers::fault::Fault;
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent};
+use crate::types::{ChatRequest, ChatResponse, ModelTable, ProviderName, StreamEvent};
 
 /// The API version the official SDKs still send; newer features come as `anthropic-beta` flags.
 const API_VERSION: &str = "2023-06-01";
-
-const CATALOG: &[ModelInfo] = &[
-    ModelInfo::new("claude-opus-4-1", 200_000),
-    ModelInfo::new("claude-opus-4-5", 200_000),
-    ModelInfo::new("claude-sonnet-4-5", 200_000),
-    ModelInfo::new("claude-sonnet-4", 200_000),
-    ModelInfo::new("claude-haiku-4-5", 200_000),
-    ModelInfo::new("claude-3-7-sonnet-latest", 200_000),
-    ModelInfo::new("claude-3-5-haiku-latest", 200_000),
-];
 
 /// The adapter: requests and answers of the Messages API.
 pub struct Anthropic;
 
 impl Adapter for Anthropic {
     const NAME: ProviderName = ProviderName::Anthropic;
-    const CATALOG: &'static [ModelInfo] = CATALOG;
+    const MODELS: &'static ModelTable = &models::MODELS;
+    const KEY_VARS: &'static [&'static str] = &["ANTHROPIC_API_KEY"];
+    const BASE_URL_VAR: &'static str = "ANTHROPIC_BASE_URL";
+    const BASE_URL: &'static str = "https://api.anthropic.com";
     const ENDPOINT: &'static str = "/v1/messages";
     type StreamState = stream::StreamState;
 

@@ -4,10 +4,11 @@
 
 use serde_json::{Value, json};
 
+use super::models::MODELS;
 use super::tools::{tool, tool_choice, tool_result, tool_use_blocks, uses_tools};
 use crate::types::{
-    ChatRequest, Content, ImageSource, Message, Part, ReasoningEffort, ResponseFormat, Role,
-    system_prompt,
+    ChatRequest, Content, ImageSource, Message, Part, Reasoning, ReasoningEffort, ResponseFormat,
+    Role, system_prompt,
 };
 
 /// Anthropic requires `max_tokens`; this is the cap when the caller sets none.
@@ -19,16 +20,10 @@ const MAX_TEMPERATURE: f64 = 1.0;
 /// Room left for the visible answer when thinking spends its whole budget.
 const ANSWER_ROOM: u32 = 1024;
 
-/// Models that accept extended thinking; older ones reject the `thinking` field.
+/// Models that accept extended thinking ([`Reasoning::ThinkingBudget`] in the table); older ones
+/// reject the `thinking` field.
 fn supports_thinking(model: &str) -> bool {
-    [
-        "claude-opus-4",
-        "claude-sonnet-4",
-        "claude-3-7-sonnet",
-        "claude-haiku-4-5",
-    ]
-    .iter()
-    .any(|p| model.starts_with(p))
+    MODELS.capabilities(model).reasoning == Reasoning::ThinkingBudget
 }
 
 fn thinking_budget(effort: ReasoningEffort) -> u32 {
@@ -39,18 +34,10 @@ fn thinking_budget(effort: ReasoningEffort) -> u32 {
     }
 }
 
-/// Models that take a JSON Schema for the answer natively (`output_config.format`, generally
-/// available without a beta header), as Anthropic's structured outputs page lists them.
+/// Models that take a JSON Schema for the answer natively (`output_config.format`), as the
+/// table says.
 fn supports_structured_outputs(model: &str) -> bool {
-    [
-        "claude-opus-4-5",
-        "claude-opus-4-6",
-        "claude-sonnet-4-5",
-        "claude-sonnet-4-6",
-        "claude-haiku-4-5",
-    ]
-    .iter()
-    .any(|p| model.starts_with(p))
+    MODELS.capabilities(model).json_schema
 }
 
 /// The Messages body for a request.

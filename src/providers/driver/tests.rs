@@ -11,7 +11,9 @@ use super::*;
 use crate::providers::adapter::Outgoing;
 use crate::providers::fault::Fault;
 use crate::sse::SseEvent;
-use crate::types::{Content, FinishReason, Message, Role, Usage};
+use crate::types::{
+    Capabilities, Content, FinishReason, Message, ModelTable, Reasoning, Role, Usage,
+};
 
 const KEY: &str = "fake-secret-key-0123456789";
 
@@ -22,7 +24,18 @@ struct Fake;
 
 impl Adapter for Fake {
     const NAME: ProviderName = ProviderName::Openai;
-    const CATALOG: &'static [ModelInfo] = &[];
+    const MODELS: &'static ModelTable = &ModelTable {
+        models: &[],
+        families: &[],
+        others: Capabilities {
+            reasoning: Reasoning::None,
+            json_schema: false,
+        },
+        routed_prefixes: &[],
+    };
+    const KEY_VARS: &'static [&'static str] = &["FAKE_API_KEY"];
+    const BASE_URL_VAR: &'static str = "FAKE_BASE_URL";
+    const BASE_URL: &'static str = "http://127.0.0.1";
     const ENDPOINT: &'static str = "/v1/fake";
     type StreamState = ();
 

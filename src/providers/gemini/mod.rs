@@ -6,6 +6,7 @@
 //! server also accepts snake_case; one spelling avoids mixing them).
 
 mod error;
+mod models;
 mod request;
 mod response;
 mod stream;
@@ -15,22 +16,17 @@ use crate::error::Error;
 use crate::providers::adapter::{Adapter, Outgoing};
 use crate::providers::fault::Fault;
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent};
-
-const CATALOG: &[ModelInfo] = &[
-    ModelInfo::new("gemini-2.5-pro", 1_048_576),
-    ModelInfo::new("gemini-2.5-flash", 1_048_576),
-    ModelInfo::new("gemini-2.5-flash-lite", 1_048_576),
-    ModelInfo::new("gemini-2.0-flash", 1_048_576),
-    ModelInfo::new("gemini-3-pro-preview", 1_048_576),
-];
+use crate::types::{ChatRequest, ChatResponse, ModelTable, ProviderName, StreamEvent};
 
 /// The adapter: requests and answers of `generateContent` and `streamGenerateContent`.
 pub struct Gemini;
 
 impl Adapter for Gemini {
     const NAME: ProviderName = ProviderName::Gemini;
-    const CATALOG: &'static [ModelInfo] = CATALOG;
+    const MODELS: &'static ModelTable = &models::MODELS;
+    const KEY_VARS: &'static [&'static str] = &["GEMINI_API_KEY", "GOOGLE_API_KEY"];
+    const BASE_URL_VAR: &'static str = "GEMINI_BASE_URL";
+    const BASE_URL: &'static str = "https://generativelanguage.googleapis.com";
     /// Each call appends its model and method.
     const ENDPOINT: &'static str = "/v1beta/models/";
     type StreamState = stream::StreamCalls;

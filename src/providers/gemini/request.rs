@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::models::MODELS;
 use super::tools::{
     function_call_part, function_calling_config, function_declaration, function_response_part,
 };
 use crate::error::{Error, ErrorKind};
 use crate::types::{
-    ChatRequest, Content, ImageSource, Message, Part, ProviderName, ReasoningEffort,
+    ChatRequest, Content, ImageSource, Message, Part, ProviderName, Reasoning, ReasoningEffort,
     ResponseFormat, Role, system_prompt,
 };
 
@@ -47,11 +48,11 @@ pub(super) fn endpoint_for(
     Ok(url)
 }
 
-/// Gemini 2.5 and 3 models think with a token budget; older models have no thinking and may
-/// refuse `thinkingConfig`, so `reasoning_effort` is ignored for them. Gemini 3 prefers
-/// `thinkingLevel` but still accepts `thinkingBudget`.
+/// Models that think with a token budget ([`Reasoning::ThinkingBudget`] in the table); older
+/// models have no thinking and may refuse `thinkingConfig`, so `reasoning_effort` is ignored
+/// for them.
 fn has_thinking(model: &str) -> bool {
-    model.starts_with("gemini-2.5-") || model.starts_with("gemini-3")
+    MODELS.capabilities(model).reasoning == Reasoning::ThinkingBudget
 }
 
 fn thinking_budget(effort: ReasoningEffort) -> u32 {

@@ -3,6 +3,7 @@
 //! `stream.rs` a stream's chunks and `error.rs` error bodies.
 
 mod error;
+mod models;
 mod request;
 mod response;
 mod stream;
@@ -11,27 +12,17 @@ use crate::error::Error;
 use crate::providers::adapter::{Adapter, Outgoing};
 use crate::providers::fault::Fault;
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, ModelInfo, ProviderName, StreamEvent};
-
-const CATALOG: &[ModelInfo] = &[
-    ModelInfo::new("gpt-5", 400_000),
-    ModelInfo::new("gpt-5-mini", 400_000),
-    ModelInfo::new("gpt-5-nano", 400_000),
-    ModelInfo::new("gpt-4.1", 1_047_576),
-    ModelInfo::new("gpt-4.1-mini", 1_047_576),
-    ModelInfo::new("gpt-4.1-nano", 1_047_576),
-    ModelInfo::new("gpt-4o", 128_000),
-    ModelInfo::new("gpt-4o-mini", 128_000),
-    ModelInfo::new("o3", 200_000),
-    ModelInfo::new("o4-mini", 200_000),
-];
+use crate::types::{ChatRequest, ChatResponse, ModelTable, ProviderName, StreamEvent};
 
 /// The adapter: requests and answers of Chat Completions.
 pub struct OpenAi;
 
 impl Adapter for OpenAi {
     const NAME: ProviderName = ProviderName::Openai;
-    const CATALOG: &'static [ModelInfo] = CATALOG;
+    const MODELS: &'static ModelTable = &models::MODELS;
+    const KEY_VARS: &'static [&'static str] = &["OPENAI_API_KEY"];
+    const BASE_URL_VAR: &'static str = "OPENAI_BASE_URL";
+    const BASE_URL: &'static str = "https://api.openai.com/v1";
     const ENDPOINT: &'static str = "/chat/completions";
     type StreamState = ();
 

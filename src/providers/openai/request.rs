@@ -4,14 +4,14 @@
 
 use serde_json::{Value, json};
 
-use crate::types::{ChatRequest, ReasoningEffort, ResponseFormat, ToolChoice, ToolDef};
+use super::models::MODELS;
+use crate::types::{ChatRequest, Reasoning, ReasoningEffort, ResponseFormat, ToolChoice, ToolDef};
 
-/// Reasoning models take `max_completion_tokens` and `reasoning_effort`; older and compatible
-/// models take `max_tokens` and reject `reasoning_effort`.
+/// Reasoning models ([`Reasoning::Effort`] in the table) take `max_completion_tokens` and
+/// `reasoning_effort`; older and compatible models take `max_tokens` and reject
+/// `reasoning_effort`.
 fn is_reasoning_model(model: &str) -> bool {
-    ["o1", "o3", "o4", "gpt-5"]
-        .iter()
-        .any(|p| model.starts_with(p))
+    MODELS.capabilities(model).reasoning == Reasoning::Effort
 }
 
 pub(super) fn request_body(req: &ChatRequest, stream: bool) -> Value {
