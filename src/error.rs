@@ -62,6 +62,8 @@ pub enum Denial {
     RevokedKey,
     AdminOnly,
     ModelNotAllowedForTeam,
+    /// A team that pays from credits calling a model without a price, which would cost it 0.
+    UnpricedModel,
 }
 
 impl Denial {
@@ -72,12 +74,16 @@ impl Denial {
             Self::RevokedKey => "revoked_key",
             Self::AdminOnly => "admin_only",
             Self::ModelNotAllowedForTeam => "model_not_allowed_for_team",
+            Self::UnpricedModel => "unpriced_model",
         }
     }
 
     /// Whether the caller is known but not allowed (HTTP 403), rather than unknown (401).
     pub fn is_forbidden(self) -> bool {
-        matches!(self, Self::AdminOnly | Self::ModelNotAllowedForTeam)
+        matches!(
+            self,
+            Self::AdminOnly | Self::ModelNotAllowedForTeam | Self::UnpricedModel
+        )
     }
 }
 

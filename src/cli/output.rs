@@ -73,9 +73,15 @@ impl Failure {
     /// A JSON-RPC error object from the service, by its `data.kind` (or its code).
     pub fn of_rpc(error: &Value) -> Self {
         let code = match error["data"]["kind"].as_str() {
-            // A good key asking for a model outside its team's list: refused as `unauthorized`
-            // (403), but what is wrong is the model, not the key.
-            Some(_) if error["data"]["reason"] == "model_not_allowed_for_team" => MODEL,
+            // A good key asking for a model outside its team's list, or without a price while
+            // the team pays from credits: refused as `unauthorized` (403), but what is wrong is
+            // the model, not the key.
+            Some(_)
+                if error["data"]["reason"] == "model_not_allowed_for_team"
+                    || error["data"]["reason"] == "unpriced_model" =>
+            {
+                MODEL
+            }
             Some(kind) => code_of_kind(kind),
             None if error["code"] == -32602 => USAGE,
             None => OTHER,
@@ -209,6 +215,7 @@ mod tests {
             ("revoked_key", 3),
             ("admin_only", 3),
             ("model_not_allowed_for_team", 7),
+            ("unpriced_model", 7),
         ] {
             let error = json!({"code": -32009, "message": "m",
                                "data": {"kind": "unauthorized", "reason": reason}});

@@ -236,12 +236,16 @@ impl Gateway {
                 format!("the service is at its limit of {limit} calls in flight; retry later");
             return Err(refuse(end, Error::new(ErrorKind::Overloaded, message)));
         };
-        let candidates = match self.candidates(&req.model, ctx.caller.as_deref()) {
+        let mut candidates = match self.candidates(&req.model, ctx.caller.as_deref()) {
             Ok(candidates) => candidates,
             Err(err) => return Err(refuse(end, err)),
         };
         let mut end = end;
         if let Some(caller) = &ctx.caller {
+            candidates = match self.priced_for(caller, &req.model, candidates) {
+                Ok(candidates) => candidates,
+                Err(err) => return Err(refuse(end, err)),
+            };
             if caller.team.credits_usd.is_some() && req.max_tokens.is_none() {
                 req.max_tokens = Some(self.settings.budget_max_tokens);
             }
@@ -265,6 +269,38 @@ impl Gateway {
             slot,
             attempts,
         })
+    }
+
+    /// The candidates a caller's team may be charged for: with credits, only models with a price,
+    /// since an unpriced call would cost the team nothing and spend the operator's provider keys
+    /// around its budget. Refused before anything goes upstream when none is priced.
+    fn priced_for<'g>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        candidates: Vec<(Route, &'g Upstream)>,
+    ) -> Result<Vec<(Route, &'g Upstream)>, Error> {
+        if caller.team.credits_usd.is_none() {
+            return Ok(candidates);
+        }
+        let prices = &self.recorders.prices;
+        let (priced, unpriced): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|(r, _)| prices.get(r.provider.as_str(), &r.model).is_some());
+        match unpriced.first() {
+            Some((route, _)) if priced.is_empty() => {
+                let message = format!(
+                    "model {name:?} ({}) has no price, and team {:?} pays from its credits: give \
+                     it one in the configuration file ([prices.\"{}\"] input and output, USD per \
+                     million tokens) or call a priced model",
+                    route.id(),
+                    caller.team.name,
+                    route.id(),
+                );
+                Err(Error::denied(Denial::UnpricedModel, message))
+            }
+            _ => Ok(priced),
+        }
     }
 
     /// The models that may answer, in order: those whose provider has a key, or else the first

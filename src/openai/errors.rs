@@ -138,7 +138,12 @@ fn param_of(err: &Error) -> Option<&str> {
         let about_model = matches!(
             err.kind,
             ErrorKind::ModelNotAllowed | ErrorKind::ModelNotFound
-        ) || err.denial() == Some(crate::error::Denial::ModelNotAllowedForTeam);
+        ) || matches!(
+            err.denial(),
+            Some(
+                crate::error::Denial::ModelNotAllowedForTeam | crate::error::Denial::UnpricedModel
+            )
+        );
         return about_model.then_some("model");
     }
     let rest = err.message.strip_prefix("invalid params: ")?;

@@ -475,6 +475,50 @@ async fn a_team_calls_only_its_allowed_models() {
     assert_eq!(received(&upstream).await.len(), 2);
 }
 
+/// A team that pays from credits calls only models with a price: an unpriced one (the built-in
+/// table covers the catalog; `o1-pro` is routed to OpenAI by its prefix but has none) would cost
+/// it nothing, so it is refused before anything goes upstream. A team without credits calls it.
+#[tokio::test]
+async fn a_team_with_credits_calls_only_priced_models() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "ok", &["o", "k"]).await;
+    let t = Teams::with(&upstream);
+    t.team(json!({"name": "paying", "credits_usd": 100.0}))
+        .await;
+    t.team(json!({"name": "free"})).await;
+    let (paying, _) = t.key("paying", "caller").await;
+    let (free, _) = t.key("free", "caller").await;
+
+    for model in ["o1-pro", "openai/gpt-4.5-preview"] {
+        let (status, answer) = t.call(Some(&paying), "llm.complete", params(model)).await;
+        assert_denied(status, &answer, 403, "unpriced_model");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{model:?}"))
+                && message.contains("team \"paying\" pays from its credits")
+                && message.contains("[prices."),
+            "{answer}"
+        );
+        let (status, body) = sse_call(&t.service, Some(&paying), params(model)).await;
+        let answer: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_denied(status, &answer, 403, "unpriced_model");
+        let (status, answer) = openai_call(&t.service, Some(&paying), openai_body(model)).await;
+        assert_eq!(status, 403, "{answer}");
+        assert_eq!(answer["error"]["code"], "unpriced_model", "{answer}");
+        assert_eq!(answer["error"]["param"], "model", "{answer}");
+    }
+    assert_eq!(received(&upstream).await.len(), 0);
+    assert_eq!(t.credits("paying").await, 100.0);
+
+    let (status, answer) = t.call(Some(&free), "llm.complete", params("o1-pro")).await;
+    assert_eq!(
+        (status, &answer["result"]["content"]),
+        (200, &json!("ok")),
+        "{answer}"
+    );
+    assert_eq!(received(&upstream).await.len(), 1);
+}
+
 #[tokio::test]
 async fn credits_pay_for_exactly_the_calls_that_fit_and_settle_to_the_real_cost() {
     let upstream = MockServer::start().await;
