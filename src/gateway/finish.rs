@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::labels::MetricModels;
 use crate::access::{Access, Charge};
 use crate::context::CallContext;
 use crate::error::Error;
@@ -18,6 +19,8 @@ use crate::types::{FinishReason, ToolCall, Usage};
 #[derive(Clone)]
 pub struct Recorders {
     pub metrics: Arc<Metrics>,
+    /// The model label of the metrics.
+    pub models: Arc<MetricModels>,
     pub ledger: Option<Ledger>,
     pub prices: Arc<Prices>,
     /// Where a call's team is charged.
@@ -80,7 +83,8 @@ impl CallEnd {
 
     /// The call has a provider: from here on it is counted against it.
     pub(super) fn routed(&mut self, route: &Route) {
-        let metrics = self.recorders.metrics.start(route.provider, &route.model);
+        let label = self.recorders.models.label(route);
+        let metrics = self.recorders.metrics.start(route.provider, label);
         self.metrics = Some(metrics);
         self.set_route(route);
     }
@@ -88,7 +92,7 @@ impl CallEnd {
     /// A fallback takes over.
     pub(super) fn reroute(&mut self, route: &Route) {
         if let Some(metrics) = self.metrics.as_mut() {
-            metrics.reroute(route.provider, &route.model);
+            metrics.reroute(route.provider, self.recorders.models.label(route));
         }
         self.set_route(route);
     }

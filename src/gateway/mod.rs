@@ -25,6 +25,7 @@ use tracing::Instrument;
 mod attempts;
 mod call;
 mod finish;
+mod labels;
 mod report;
 mod streaming;
 mod upstream;
@@ -33,6 +34,7 @@ use attempts::Attempts;
 pub use call::{CallRequest, Chunk, ChunkStream, Completion};
 use finish::CallEnd;
 pub use finish::Recorders;
+use labels::MetricModels;
 pub use report::{ModelCatalog, ModelListing, ProviderStatus};
 use streaming::{StreamState, Tail};
 pub use upstream::Upstream;
@@ -74,6 +76,7 @@ impl Gateway {
     ) -> Self {
         let recorders = Recorders {
             metrics: Arc::new(Metrics::default()),
+            models: Arc::new(MetricModels::new(&registry, prices.models())),
             ledger,
             prices: Arc::new(prices),
             access,

@@ -46,6 +46,11 @@ impl Prices {
         lookup(model).or_else(|| snapshot_base(model).and_then(lookup))
     }
 
+    /// The models with a price, as `provider/model`.
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.table.keys().map(String::as_str)
+    }
+
     /// What `usage` cost on this model; 0 for a model without a price.
     pub fn cost(&self, provider: &str, model: &str, usage: &Usage) -> f64 {
         self.get(provider, model).map_or(0.0, |p| p.cost(usage))

@@ -26,6 +26,7 @@ mod ops;
 mod providers;
 mod replicas;
 mod resilience;
+mod security;
 mod stream;
 mod teams;
 mod tools;
