@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind};
+use crate::telemetry::escape_controls;
 
 /// The exit codes, as `--help` and the README list them.
 pub const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other failure, 2 usage error, 3 auth (missing \
@@ -155,8 +156,19 @@ pub fn progress(total: u64, message: &str) -> ProgressBar {
     bar
 }
 
-/// A table for people: columns as wide as their widest cell.
+/// A table for people: columns as wide as their widest cell. Cells hold what callers and
+/// providers wrote (agent names, models, error texts), so their control characters are escaped:
+/// a table must not clear the operator's screen or forge a line.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_controls(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

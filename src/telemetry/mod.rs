@@ -5,6 +5,9 @@
 //! GenAI attributes.
 
 pub mod metrics;
+mod text;
+
+pub use text::escape_controls;
 
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
@@ -62,7 +65,7 @@ pub fn init(filter: &str, format: LogFormat) -> Result<Telemetry, String> {
             .with_current_span(true)
             .with_span_list(true)
             .boxed(),
-        LogFormat::Pretty => fmt.boxed(),
+        LogFormat::Pretty => fmt.fmt_fields(text::fields()).boxed(),
     };
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     let tracer_provider = match endpoint.trim() {

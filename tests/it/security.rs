@@ -7,8 +7,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::upstream::{Mocked, Provider};
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wiremock::MockServer;
 
 /// `/metrics` read by the official Prometheus client's parser: its samples and model labels.
@@ -80,4 +81,58 @@ async fn hostile_model_names_neither_forge_nor_grow_the_metrics() {
         serde_json::json!(["gpt-4.1-mini", "other"]),
         "{parsed}"
     );
+}
+
+/// Upstream error text echoes the caller's model name, and callers name their agents: written
+/// raw, a newline in either forged a whole log line (and an escape sequence reached the
+/// operator's terminal), in the log and in `llmrpc trace`'s table. Both now escape them.
+#[tokio::test]
+async fn caller_and_upstream_text_cannot_forge_a_log_line_or_a_table_row() {
+    let upstream = MockServer::start().await;
+    let model = "gpt-x\nINFO llmrpc::access: key revoked\u{1b}[2J";
+    let message = format!("The model `{model}` does not exist or you do not have access to it.");
+    Provider::Openai
+        .mount_error(
+            &upstream,
+            404,
+            json!({"error": {"message": message, "type": "invalid_request_error", "code": "model_not_found"}}),
+        )
+        .await;
+    // The text format, which operators read at a terminal (the JSON one escapes by itself).
+    let service = Service::start(&upstream, &[("LLMRPC_LOG_FORMAT", "pretty")]);
+    let mut call = params(model);
+    call["a2a_context"] = json!({
+        "trace_id": "log-forgery",
+        "source_agent": "planner\r\nWARN llmrpc: forged\u{1b}]0;pwned\u{7}",
+    });
+    let answer = service.call("llm.complete", call).await;
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+
+    let line = service.wait_for_log(|l| l.contains("log-forgery") && l.contains("does not exist"));
+    assert!(
+        line.contains("gpt-x\\nINFO llmrpc::access: key revoked\\u{1b}[2J"),
+        "{line}"
+    );
+    let logs = service.logs();
+    let forged = |l: &&String| {
+        l.starts_with("INFO llmrpc::access")
+            || l.starts_with("WARN llmrpc: forged")
+            || l.contains(['\u{1b}', '\r', '\u{7}'])
+    };
+    assert_eq!(logs.iter().find(forged), None, "{}", logs.join("\n"));
+
+    let trace = Command::new(env!("CARGO_BIN_EXE_llmrpc"))
+        .args(["trace", "--url", &service.url(), "log-forgery"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let table = String::from_utf8(trace.stdout).unwrap();
+    assert!(trace.status.success(), "{table}");
+    assert!(
+        table.contains("planner\\r\\nWARN llmrpc: forged\\u{1b}]0;pwned\\u{7}"),
+        "{table}"
+    );
+    assert!(!table.contains(['\u{1b}', '\r', '\u{7}']), "{table}");
+    // The header, the call and its one attempt: no row of the callers' making.
+    assert_eq!(table.lines().count(), 3, "{table}");
 }

@@ -70,10 +70,8 @@ impl Service {
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if let Some(addr) = v["fields"]["addr"].as_str() {
-                        let _ = addr_tx.send(addr.to_owned());
-                    }
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = addr_tx.send(addr);
                 }
                 sink.lines.lock().unwrap().push(line);
                 sink.added.notify_all();
@@ -300,6 +298,17 @@ pub async fn mount_openai(server: &MockServer, content: &str, pieces: &[&str]) {
 
 /// An upstream whose answer is `echo:<x-request-id>`, so that each caller can check that it got
 /// its own answer back.
+/// The address of the `listening on …` line, in the JSON log format (`fields.addr`) or the text
+/// one (`… listening on 127.0.0.1:PORT addr=127.0.0.1:PORT`).
+fn listening_addr(line: &str) -> Option<String> {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        return v["fields"]["addr"].as_str().map(str::to_owned);
+    }
+    let (_, rest) = line.split_once("listening on ")?;
+    let (_, addr) = rest.split_once("addr=")?;
+    Some(addr.trim().to_owned())
+}
+
 pub async fn mount_echo(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
