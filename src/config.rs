@@ -69,6 +69,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
+    /// How long a request's body may take to arrive, whole.
+    pub body_timeout: Duration,
     pub max_request_body_bytes: u32,
     pub max_connections: u32,
     /// Requests in one JSON-RPC batch at most: a batch bounds the calls (and upstream
@@ -114,6 +116,7 @@ struct FileConfig {
     stream_idle_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
     drain_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
     max_request_body_bytes: Option<u32>,
     database_url: Option<String>,
     ledger_retention_days: Option<u64>,
@@ -331,6 +334,11 @@ impl Config {
                 "LLMRPC_DRAIN_TIMEOUT_MS",
                 file_config.drain_timeout_ms,
                 65_000,
+            )?,
+            body_timeout: read.millis(
+                "LLMRPC_BODY_TIMEOUT_MS",
+                file_config.body_timeout_ms,
+                30_000,
             )?,
             database_url: env("LLMRPC_DATABASE_URL")
                 .or(file_config.database_url)

@@ -62,6 +62,7 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         max_streams_per_socket: config.max_streams_per_socket,
         max_response_body_bytes: config.max_response_body_bytes,
         drain_timeout: config.drain_timeout,
+        body_timeout: config.body_timeout,
     };
     let public_url = config.public_url.clone();
     server::serve(listener, gateway, limits, public_url, shutdown_signal()).await?;

@@ -10,6 +10,7 @@ mod request;
 mod response;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -124,6 +125,18 @@ pub fn too_large(limit: usize, traceparent: Option<TraceParent>) -> HttpResponse
     let message = format!("the request body is larger than the limit of {limit} bytes");
     let mut answer = errors::invalid_request(&message, None);
     answer.status = StatusCode::PAYLOAD_TOO_LARGE;
+    refused(&ctx, answer)
+}
+
+/// The answer to a body that did not arrive whole within `timeout`.
+pub fn too_slow(timeout: Duration, traceparent: Option<TraceParent>) -> HttpResponse {
+    let ctx = CallContext::new(None, traceparent.as_ref());
+    let message = format!(
+        "the request body did not arrive within {} ms",
+        timeout.as_millis()
+    );
+    let mut answer = errors::invalid_request(&message, None);
+    answer.status = StatusCode::REQUEST_TIMEOUT;
     refused(&ctx, answer)
 }
 

@@ -118,6 +118,17 @@ pub fn too_large(limit: usize) -> HttpResponse {
     crate::reply::json(StatusCode::PAYLOAD_TOO_LARGE, &batch::too_large(limit))
 }
 
+/// The answer to a request body that did not arrive whole within `timeout`, on `/` and on the
+/// A2A binding.
+pub fn too_slow(timeout: std::time::Duration) -> HttpResponse {
+    let message = format!(
+        "the request body did not arrive within {} ms",
+        timeout.as_millis()
+    );
+    let answer = errors::invalid_request(&serde_json::Value::Null, &message);
+    crate::reply::json(StatusCode::REQUEST_TIMEOUT, &answer)
+}
+
 /// Reads a message as the port and the methods do, up to the call, for the fuzz targets: the
 /// bytes before the first newline are a `traceparent` header, the rest the body.
 #[cfg(any(test, feature = "fuzzing"))]

@@ -14,6 +14,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::a2a::Agent;
 use crate::gateway::Gateway;
@@ -33,6 +34,9 @@ pub struct Limits {
     pub max_response_body_bytes: u32,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
+    /// How long a request's body may take to arrive, whole: a caller trickling one holds a
+    /// connection for no longer.
+    pub body_timeout: Duration,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
@@ -55,28 +59,42 @@ pub async fn serve(
         rpc: JsonRpc::new(Arc::clone(&gateway), rpc_limits)?,
         agent: Agent::new(Arc::clone(&gateway), public_url),
         gateway,
-        max_body: limits.max_request_body_bytes as usize,
+        body: body::Limits {
+            max_bytes: limits.max_request_body_bytes as usize,
+            timeout: limits.body_timeout,
+        },
     });
     let (stop_handle, server_handle) = stop_channel();
 
+    // Every accepted socket holds a permit until it closes: beyond `max_connections`, new ones
+    // wait in the listen backlog instead of taking descriptors the others need.
+    let connections = Arc::new(Semaphore::new(limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
-        let socket = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(e) => {
+        let accepted = async {
+            let permit = Arc::clone(&connections).acquire_owned().await;
+            (permit, listener.accept().await)
+        };
+        let (permit, socket) = tokio::select! {
+            (permit, accepted) = accepted => match (permit, accepted) {
+                (Ok(permit), Ok((socket, _))) => (permit, socket),
+                (_, Err(e)) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+                (Err(_), Ok(_)) => break,
             },
             () = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
         let connection = routes.rpc.connection(stop_handle.clone());
         let routes = Arc::clone(&routes);
+        // The connection's service holds the permit: it goes when the connection does.
+        let permit = Arc::new(permit);
         let service = tower::service_fn(move |req: http::Request<Incoming>| {
+            let _held = &permit;
             let (routes, connection) = (Arc::clone(&routes), connection.clone());
             async move { routes.route(req, &connection).await }
         });

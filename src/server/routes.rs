@@ -8,7 +8,8 @@ use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use jsonrpsee::server::{HttpBody, HttpResponse};
 
-use super::{body, health};
+use super::body::{self, Refused};
+use super::health;
 use crate::a2a::{self, Agent};
 use crate::access::Caller;
 use crate::context::TraceParent;
@@ -22,7 +23,7 @@ pub struct Routes {
     pub gateway: Arc<Gateway>,
     pub rpc: JsonRpc,
     pub agent: Agent,
-    pub max_body: usize,
+    pub body: body::Limits,
 }
 
 impl Routes {
@@ -65,19 +66,20 @@ impl Routes {
         let response = match (req.method(), req.uri().path()) {
             (&Method::POST, "/v1/chat/completions") => {
                 let tp = TraceParent::from_headers(req.headers());
-                match body::read(req.into_body(), self.max_body).await? {
-                    Some(body) => {
+                match body::read(req.into_body(), self.body).await? {
+                    Ok(body) => {
                         let gateway = Arc::clone(&self.gateway);
                         crate::openai::chat_completions(gateway, &body, tp, caller).await
                     }
-                    None => crate::openai::too_large(self.max_body, tp),
+                    Err(Refused::TooLarge) => crate::openai::too_large(self.body.max_bytes, tp),
+                    Err(Refused::TooSlow) => crate::openai::too_slow(self.body.timeout, tp),
                 }
             }
             (&Method::POST, a2a::PATH) => {
                 let (parts, body) = req.into_parts();
-                match body::read(body, self.max_body).await? {
-                    Some(body) => self.agent.serve(&parts.headers, &body, caller).await,
-                    None => rpc::too_large(self.max_body),
+                match body::read(body, self.body).await? {
+                    Ok(body) => self.agent.serve(&parts.headers, &body, caller).await,
+                    Err(refused) => self.rpc_refusal(refused),
                 }
             }
             (&Method::GET, "/v1/models") => {
@@ -94,9 +96,9 @@ impl Routes {
             }
             (&Method::POST, "/") => {
                 let (parts, body) = req.into_parts();
-                match body::read(body, self.max_body).await? {
-                    Some(body) => self.rpc.post(connection, parts, body, caller).await?,
-                    None => rpc::too_large(self.max_body),
+                match body::read(body, self.body).await? {
+                    Ok(body) => self.rpc.post(connection, parts, body, caller).await?,
+                    Err(refused) => self.rpc_refusal(refused),
                 }
             }
             (_, "/") => reply::text(
@@ -106,6 +108,14 @@ impl Routes {
             _ => reply::text(StatusCode::NOT_FOUND, "not found: JSON-RPC is served at /"),
         };
         Ok(response)
+    }
+
+    /// The JSON-RPC answer (on `/` and `/a2a`) to a body that could not be taken whole.
+    fn rpc_refusal(&self, refused: Refused) -> HttpResponse {
+        match refused {
+            Refused::TooLarge => rpc::too_large(self.body.max_bytes),
+            Refused::TooSlow => rpc::too_slow(self.body.timeout),
+        }
     }
 
     /// Answers a request without a valid key, in its surface's shape: OpenAI's error on
@@ -122,8 +132,10 @@ impl Routes {
         }
         let a2a_surface = path == a2a::PATH;
         let (parts, body) = req.into_parts();
+        // The key was checked from the headers: the body is read only as far as it is already
+        // there, so that a keyless caller cannot hold the connection by trickling it.
         let body = match parts.method {
-            Method::POST => body::read(body, self.max_body).await?,
+            Method::POST => body::of_refused(body).await,
             _ => None,
         };
         Ok(match a2a_surface {

@@ -136,3 +136,60 @@ async fn caller_and_upstream_text_cannot_forge_a_log_line_or_a_table_row() {
     // The header, the call and its one attempt: no row of the callers' making.
     assert_eq!(table.lines().count(), 3, "{table}");
 }
+
+/// Sends `head` (a request's line and headers, and whatever of its body) on a new connection and
+/// reads the answer's status line, waiting at most 10 s for it.
+async fn status_line(service: &Service, head: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let addr = service.url().trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(&mut socket);
+    let read = reader.read_line(&mut line);
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an answer before the body is sent")
+        .unwrap();
+    line
+}
+
+/// A keyless caller declaring a gigabyte and sending none of it once held its connection (and,
+/// by the dozen, every descriptor): the key is read from the headers, and the refusal does not
+/// wait for the body.
+#[tokio::test]
+async fn a_keyless_caller_is_refused_without_its_body_being_awaited() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[("LLMRPC_AUTH", "required")]);
+    let head = "POST / HTTP/1.1\r\nHost: llmrpc\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000000000\r\n\r\n{\"jsonrpc\"";
+    assert_eq!(
+        status_line(&service, head).await,
+        "HTTP/1.1 401 Unauthorized\r\n"
+    );
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: llmrpc\r\n\
+                Content-Length: 1000000000\r\n\r\n";
+    assert_eq!(
+        status_line(&service, head).await,
+        "HTTP/1.1 401 Unauthorized\r\n"
+    );
+}
+
+/// A body that does not arrive whole within LLMRPC_BODY_TIMEOUT_MS is answered 408, on every
+/// surface, and the connection is let go.
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_at_the_body_timeout() {
+    let upstream = MockServer::start().await;
+    let service = Service::start(&upstream, &[("LLMRPC_BODY_TIMEOUT_MS", "300")]);
+    for path in ["/", "/v1/chat/completions", "/a2a"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: llmrpc\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"jsonrpc\""
+        );
+        assert_eq!(
+            status_line(&service, &head).await,
+            "HTTP/1.1 408 Request Timeout\r\n",
+            "{path}"
+        );
+    }
+}
