@@ -67,6 +67,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Calls served at once; beyond it calls are refused with `overloaded`.
     pub max_in_flight: usize,
+    /// Calls one team may have in flight at once.
+    pub max_in_flight_per_team: usize,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
     /// How long a request's body may take to arrive, whole.
@@ -115,6 +117,7 @@ struct FileConfig {
     first_byte_timeout_ms: Option<u64>,
     stream_idle_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
+    max_in_flight_per_team: Option<usize>,
     drain_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     max_request_body_bytes: Option<u32>,
@@ -304,6 +307,7 @@ impl Config {
                 (name, targets)
             })
             .collect();
+        let max_in_flight = read.number("LLMRPC_MAX_IN_FLIGHT", file_config.max_in_flight, 1024)?;
 
         Ok(Config {
             addr: env("LLMRPC_ADDR")
@@ -329,7 +333,13 @@ impl Config {
                 file_config.stream_idle_timeout_ms,
                 30_000,
             )?,
-            max_in_flight: read.number("LLMRPC_MAX_IN_FLIGHT", file_config.max_in_flight, 1024)?,
+            max_in_flight,
+            // Half the service's by default: one team cannot take every slot.
+            max_in_flight_per_team: read.number(
+                "LLMRPC_MAX_IN_FLIGHT_PER_TEAM",
+                file_config.max_in_flight_per_team,
+                max_in_flight.div_ceil(2).max(1),
+            )?,
             drain_timeout: read.millis(
                 "LLMRPC_DRAIN_TIMEOUT_MS",
                 file_config.drain_timeout_ms,
@@ -389,7 +399,8 @@ impl Config {
                 .number(
                     "LLMRPC_MAX_STREAMS_PER_SOCKET",
                     file_config.max_streams_per_socket,
-                    1024,
+                    // Well below the service's calls in flight: one socket cannot take them all.
+                    64,
                 )?
                 .max(1),
             log_filter: env("LLMRPC_LOG")

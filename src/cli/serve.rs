@@ -119,6 +119,7 @@ pub(super) fn gateway(
         first_byte_timeout: config.first_byte_timeout,
         idle_timeout: config.idle_timeout,
         max_in_flight: config.max_in_flight,
+        max_in_flight_per_team: config.max_in_flight_per_team,
         budget_max_tokens: config.budget_max_tokens,
     };
     Ok(Gateway::new(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::access::{Access, Caller, budget};
 use crate::context::CallContext;
@@ -22,6 +22,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::types::{ChatRequest, ProviderName, UpstreamTrace};
 use tracing::Instrument;
 
+mod admission;
 mod attempts;
 mod call;
 mod finish;
@@ -30,6 +31,7 @@ mod report;
 mod streaming;
 mod upstream;
 
+use admission::{InFlight, Slot};
 use attempts::Attempts;
 pub use call::{CallRequest, Chunk, ChunkStream, Completion};
 use finish::CallEnd;
@@ -48,6 +50,8 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_in_flight: usize,
+    /// Calls one team may have in flight at once, of `max_in_flight`.
+    pub max_in_flight_per_team: usize,
     /// The output cap of a call that names no `max_tokens` and is paid from credits: its
     /// reservation must bound what it can cost.
     pub budget_max_tokens: u32,
@@ -58,7 +62,7 @@ pub struct Gateway {
     upstreams: BTreeMap<ProviderName, Upstream>,
     allowed: ArcSwap<Option<Vec<String>>>,
     settings: Settings,
-    in_flight: Arc<Semaphore>,
+    in_flight: InFlight,
     recorders: Recorders,
 }
 
@@ -88,7 +92,7 @@ impl Gateway {
                 .map(|u| (u.provider.name(), u))
                 .collect(),
             allowed: ArcSwap::from_pointee(allowed_models),
-            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            in_flight: InFlight::new(settings.max_in_flight, settings.max_in_flight_per_team),
             settings,
             recorders,
         }
@@ -233,11 +237,13 @@ impl Gateway {
             );
             end.failed(err)
         };
-        let Ok(slot) = Arc::clone(&self.in_flight).try_acquire_owned() else {
-            let limit = self.settings.max_in_flight;
-            let message =
-                format!("the service is at its limit of {limit} calls in flight; retry later");
-            return Err(refuse(end, Error::new(ErrorKind::Overloaded, message)));
+        let team = ctx
+            .caller
+            .as_deref()
+            .map(|c| (c.team.id.as_str(), c.team.name.as_str()));
+        let slot = match self.in_flight.take(team) {
+            Ok(slot) => slot,
+            Err(err) => return Err(refuse(end, err)),
         };
         let mut candidates = match self.candidates(&req.model, ctx.caller.as_deref()) {
             Ok(candidates) => candidates,
@@ -409,7 +415,7 @@ struct Begun<'g> {
     req: ChatRequest,
     deadline: Deadline,
     /// Its place among the calls in flight, held until it ends.
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
     attempts: Attempts<'g>,
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::admission::Slot;
+
 use super::call::{Chunk, StreamSummary};
 use super::finish::CallEnd;
 use super::upstream::bounded;
@@ -98,7 +100,7 @@ pub(super) struct StreamState {
     pub(super) route: Route,
     pub(super) deadline: Deadline,
     /// The in-flight slot and the provider's concurrency permit, held until the stream ends.
-    pub(super) _held: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    pub(super) _held: (Slot, Option<OwnedSemaphorePermit>),
 }
 
 impl StreamState {

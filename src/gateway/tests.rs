@@ -168,6 +168,7 @@ fn gateway(fakes: &[Arc<Fake>], max_retries: u32, threshold: u32) -> Gateway {
         first_byte_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(30),
         max_in_flight: 8,
+        max_in_flight_per_team: 8,
         budget_max_tokens: 8192,
     };
     let access = Arc::new(Access::anonymous(Arc::new(RateLimits::local())));

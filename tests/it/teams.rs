@@ -125,9 +125,14 @@ struct Teams {
 
 impl Teams {
     fn start(base: String) -> Teams {
+        Teams::start_with(base, "")
+    }
+
+    /// With `settings` (top-level keys of the config file) before the prices.
+    fn start_with(base: String, settings: &str) -> Teams {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("llmrpc.toml");
-        std::fs::write(&config, PRICES).unwrap();
+        std::fs::write(&config, format!("{settings}{PRICES}")).unwrap();
         let admin = first_admin_key(&dir);
         let service = replica(&dir, &config, &base);
         Teams {
@@ -748,6 +753,66 @@ async fn concurrent_calls_never_spend_more_than_the_credits_reserve() {
     assert_eq!(refusals.load(Ordering::SeqCst), 35);
     assert_eq!(gate.arrived.load(Ordering::SeqCst), 5);
     t.credits_become(&team, credits - 5.0 * CALL_COST).await;
+}
+
+/// One team cannot take every slot of the service: beyond its share of the calls in flight
+/// (`max_in_flight_per_team`, half the service's by default) its next call is refused at once
+/// with `-32008`, naming it, while another team's call is served.
+#[tokio::test]
+async fn a_team_has_its_share_of_the_calls_in_flight_and_no_more() {
+    let gate = Gate::start().await;
+    let t = Teams::start_with(
+        gate.base.clone(),
+        "max_in_flight = 4\nmax_in_flight_per_team = 2\n",
+    );
+    t.team(json!({"name": "greedy"})).await;
+    t.team(json!({"name": "other"})).await;
+    let (greedy, _) = t.key("greedy", "caller").await;
+    let (other, _) = t.key("other", "caller").await;
+    let spawn_call = |key: &str| {
+        let (url, auth) = (t.service.url(), format!("Bearer {key}"));
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "llm.complete", "params": ask()});
+        tokio::spawn(
+            async move { post_to(url, body.to_string(), &[("authorization", &auth)]).await },
+        )
+    };
+    let arrived = |n: usize| {
+        let gate = &gate;
+        async move {
+            let deadline = Instant::now() + PATIENCE;
+            while gate.arrived.load(Ordering::SeqCst) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} calls should reach the upstream"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+
+    let held = [spawn_call(&greedy), spawn_call(&greedy)];
+    arrived(2).await;
+    let (status, answer) = t.call(Some(&greedy), "llm.complete", ask()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["error"]["code"], -32008, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("team \"greedy\" is at its limit of 2"),
+        "{answer}"
+    );
+
+    let served = spawn_call(&other);
+    arrived(3).await;
+    gate.release.send(true).unwrap();
+    for call in held.into_iter().chain([served]) {
+        let (status, answer) = call.await.unwrap();
+        assert_eq!(
+            (status, &answer["result"]["content"]),
+            (200, &json!("ok")),
+            "{answer}"
+        );
+    }
+    assert_eq!(gate.arrived.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

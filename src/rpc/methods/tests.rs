@@ -14,6 +14,7 @@ fn gateway() -> Gateway {
         first_byte_timeout: std::time::Duration::from_secs(1),
         idle_timeout: std::time::Duration::from_secs(1),
         max_in_flight: 1,
+        max_in_flight_per_team: 1,
         budget_max_tokens: 1,
     };
     Gateway::new(
