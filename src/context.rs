@@ -29,7 +29,9 @@ pub struct A2aContext {
 }
 
 const MAX_TRACE_ID: usize = 128;
-const MAX_NAME: usize = 256;
+/// The longest name or id a caller may give a context (agents, session, conversation), in
+/// characters: each is logged, spanned and kept in the ledger with every call.
+pub const MAX_NAME: usize = 256;
 
 impl A2aContext {
     /// Checks the rules of contract §4, naming the field that breaks one.

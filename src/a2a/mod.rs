@@ -25,7 +25,7 @@ use tasks::Tasks;
 use wire::{Dialect, InPart, Method, SendParams, TaskParams, TaskView};
 
 use crate::access::Caller;
-use crate::context::{CallContext, TraceParent};
+use crate::context::{CallContext, MAX_NAME, TraceParent};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::ledger::accounts::Role;
@@ -140,6 +140,15 @@ impl Agent {
                  answer; send a new message in the same contextId"
             );
             return Err(A2aError::unsupported(&message));
+        }
+        // The conversation's id, as a2a_context.conversation_id is bounded on llm.*.
+        if send
+            .context_id
+            .as_ref()
+            .is_some_and(|id| id.chars().count() > MAX_NAME)
+        {
+            let message = format!("message.contextId must be at most {MAX_NAME} characters");
+            return Err(A2aError::invalid_params(message));
         }
         let context_id = send.context_id.clone().unwrap_or_else(new_id);
         let call_params = self.call_params(&send)?;

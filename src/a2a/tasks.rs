@@ -18,8 +18,12 @@ use crate::error::Error;
 use crate::gateway::{CallRequest, Chunk, Gateway};
 use crate::ledger::{self, CallRecord};
 
-/// Finished tasks kept with their answers; older ones are read from the ledger.
+/// Finished tasks kept with their answers, at most this many and this many bytes of them (a
+/// count alone let 10,000 long answers hold gigabytes); older ones are read from the ledger.
 const KEPT: usize = 10_000;
+const KEPT_BYTES: usize = 64 * 1024 * 1024;
+/// What a kept task costs beside its strings: its record, maps and channels.
+const TASK_OVERHEAD: usize = 512;
 
 /// One task: its view, updated as the call goes, and the switch that cancels it.
 pub struct Task {
@@ -47,6 +51,20 @@ impl Task {
         let mut state = self.state.subscribe();
         let _ = state.wait_for(|s| s.is_terminal()).await;
         self.view()
+    }
+
+    /// What keeping the task holds, about: its strings (the view's, and the beginning's) and
+    /// the rest.
+    fn size(&self) -> usize {
+        let view = self.lock();
+        let (begun, now) = (&self.begun, &*view);
+        let strings = [&begun.id, &begun.context_id, &now.id, &now.context_id]
+            .into_iter()
+            .chain(now.text.as_ref())
+            .chain(now.status_text.as_ref())
+            .map(String::len)
+            .sum::<usize>();
+        TASK_OVERHEAD + strings
     }
 
     /// Asks the task to stop; `false` when it had ended already.
@@ -86,13 +104,25 @@ impl Task {
 #[derive(Default)]
 struct Registry {
     tasks: HashMap<String, Arc<Task>>,
-    /// Finished tasks, oldest first, to forget beyond `KEPT`.
-    finished: VecDeque<String>,
+    /// Finished tasks, oldest first, with their size, to forget beyond `KEPT` or `KEPT_BYTES`.
+    finished: VecDeque<(String, usize)>,
+    /// The sizes of `finished`, added up.
+    finished_bytes: usize,
 }
 
-#[derive(Default)]
 pub struct Tasks {
     registry: Mutex<Registry>,
+    /// How many finished tasks are kept, and how many bytes of them.
+    kept: (usize, usize),
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self {
+            registry: Mutex::default(),
+            kept: (KEPT, KEPT_BYTES),
+        }
+    }
 }
 
 impl Tasks {
@@ -147,11 +177,16 @@ impl Tasks {
 
     fn finished(&self, id: &str) {
         let mut registry = self.lock();
-        registry.finished.push_back(id.to_owned());
-        while registry.finished.len() > KEPT {
-            if let Some(old) = registry.finished.pop_front() {
-                registry.tasks.remove(&old);
-            }
+        let size = registry.tasks.get(id).map_or(0, |task| task.size());
+        registry.finished.push_back((id.to_owned(), size));
+        registry.finished_bytes += size;
+        let (count, bytes) = self.kept;
+        while registry.finished.len() > count || registry.finished_bytes > bytes {
+            let Some((old, size)) = registry.finished.pop_front() else {
+                break;
+            };
+            registry.finished_bytes -= size;
+            registry.tasks.remove(&old);
         }
     }
 }
@@ -254,4 +289,58 @@ pub fn from_record(record: &CallRecord) -> TaskView {
 
 fn now() -> String {
     ledger::format_rfc3339(ledger::now_ms()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished_task(tasks: &Tasks, id: &str, answer_bytes: usize) {
+        let view = TaskView {
+            id: id.to_owned(),
+            context_id: String::new(),
+            state: State::Completed,
+            timestamp: now(),
+            text: Some("x".repeat(answer_bytes)),
+            status_text: None,
+            metadata: Map::new(),
+        };
+        let task = Task {
+            id: id.to_owned(),
+            team_id: None,
+            begun: view.clone(),
+            view: Mutex::new(view),
+            state: watch::Sender::new(State::Completed),
+            cancel: watch::Sender::new(false),
+        };
+        tasks.lock().tasks.insert(id.to_owned(), Arc::new(task));
+        tasks.finished(id);
+    }
+
+    /// 169 KB answers once filled the 10,000 kept tasks with gigabytes: the bytes bound them too,
+    /// the oldest forgotten first.
+    #[test]
+    fn kept_tasks_are_bounded_in_bytes_as_well_as_in_count() {
+        let tasks = Tasks {
+            registry: Mutex::default(),
+            kept: (100, 1_000_000),
+        };
+        for i in 0..20 {
+            finished_task(&tasks, &format!("t{i}"), 169_000);
+        }
+        let registry = tasks.lock();
+        assert!(
+            registry.finished_bytes <= 1_000_000,
+            "{}",
+            registry.finished_bytes
+        );
+        assert_eq!(registry.tasks.len(), 5);
+        assert!(registry.tasks.contains_key("t19") && !registry.tasks.contains_key("t14"));
+        drop(registry);
+
+        for i in 0..300 {
+            finished_task(&tasks, &format!("s{i}"), 10);
+        }
+        assert_eq!(tasks.lock().tasks.len(), 100);
+    }
 }

@@ -1101,3 +1101,21 @@ async fn a_caller_sees_and_cancels_only_its_own_teams_tasks() {
     assert_a2a_error(&answer, -32002, "TASK_NOT_CANCELABLE");
     assert_eq!(received(&upstream).await.len(), 1);
 }
+
+/// A contextId is the conversation's id, logged, spanned and kept in the ledger with every
+/// call: it is bounded as `a2a_context.conversation_id` is on `llm.*` (a 1 MB one once added
+/// 3 MB of log and a 1 MB ledger row), and refused before anything goes upstream.
+#[tokio::test]
+async fn a_context_id_over_256_characters_is_refused() {
+    let upstream = streaming_upstream().await;
+    let service = Service::start(&upstream, &[]);
+    let mut params = send("Say hello.");
+    params["message"]["contextId"] = json!("c".repeat(1_000_000));
+    let answer = rpc(&service, "SendMessage", params).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        "message.contextId must be at most 256 characters"
+    );
+    assert_eq!(received(&upstream).await.len(), 0);
+}
