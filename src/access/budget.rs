@@ -1,9 +1,10 @@
 //! The worst case of a call, reserved from its team's credits before anything is sent: an upper
-//! bound of the prompt's tokens plus the most the answer may hold, at the dearest price among
-//! the models that may answer (a fallback may cost more than the first choice).
+//! bound of the prompt's tokens — every member of the request that reaches the provider — plus
+//! the most output the provider may bill, for the dearest of the models that may answer (a
+//! fallback may cost more than the first choice).
 
 use crate::ledger::Price;
-use crate::types::{ChatRequest, Content, Part};
+use crate::types::{ChatRequest, Content, Part, ResponseFormat, ToolChoice};
 
 /// Tokens assumed per image: above what any provider charges for one image at full detail.
 const IMAGE_TOKENS: u64 = 2_000;
@@ -52,15 +53,42 @@ pub fn prompt_tokens(req: &ChatRequest) -> u64 {
     } else {
         TOOL_USE_TOKENS
     };
-    messages + tools + tool_use
+    // The rest of what is sent: the answer's schema, the stop strings, the tool choice, and
+    // the members passed through as they came.
+    let stop: u64 = req.stop.iter().map(|s| s.len() as u64).sum();
+    let format = match &req.response_format {
+        Some(ResponseFormat::JsonSchema { name, schema, .. }) => {
+            name.len() as u64 + json_len(schema)
+        }
+        Some(_) | None => 0,
+    };
+    let choice = match &req.tool_choice {
+        Some(ToolChoice::Function(name)) => name.len() as u64,
+        Some(_) | None => 0,
+    };
+    let passthrough = if req.passthrough.is_empty() {
+        0
+    } else {
+        json_len(&req.passthrough)
+    };
+    messages + tools + tool_use + stop + format + choice + passthrough
 }
 
-/// The most a call may cost: `output_tokens` is its `max_tokens`, or the cap the gateway sets
-/// for it.
-pub fn worst_case(prompt_tokens: u64, output_tokens: u32, prices: &[Price]) -> f64 {
-    let input = prices.iter().map(|p| p.input).fold(0.0, f64::max);
-    let output = prices.iter().map(|p| p.output).fold(0.0, f64::max);
-    (prompt_tokens as f64 * input + f64::from(output_tokens) * output) / 1_000_000.0
+/// The length of a value's JSON text: what of it reaches the provider, about.
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    serde_json::to_vec(value).map_or(0, |text| text.len() as u64)
+}
+
+/// The most a call may cost: each candidate's price with the most output its provider may
+/// bill for it (its `max_tokens`, or the cap the gateway sets, and what the adapter adds),
+/// the dearest of them.
+pub fn worst_case(prompt_tokens: u64, candidates: &[(Price, u32)]) -> f64 {
+    candidates
+        .iter()
+        .map(|(price, output)| {
+            (prompt_tokens as f64 * price.input + f64::from(*output) * price.output) / 1_000_000.0
+        })
+        .fold(0.0, f64::max)
 }
 
 #[cfg(test)]
@@ -103,8 +131,10 @@ mod tests {
             input: 3.0,
             output: 1.0,
         };
-        // 1M prompt tokens at 3 USD, 500k output tokens at 2 USD.
-        assert!((worst_case(1_000_000, 500_000, &[cheap, dear]) - 4.0).abs() < 1e-9);
-        assert_eq!(worst_case(10, 10, &[]), 0.0);
+        // 1M prompt tokens: 1 + 1 USD at the cheap price, 3 + 0.5 at the dear one.
+        assert!((worst_case(1_000_000, &[(cheap, 500_000), (dear, 500_000)]) - 3.5).abs() < 1e-9);
+        // A candidate that may bill more output can be the dearer one.
+        assert!((worst_case(1_000_000, &[(cheap, 3_000_000), (dear, 500_000)]) - 7.0).abs() < 1e-9);
+        assert_eq!(worst_case(10, &[]), 0.0);
     }
 }

@@ -255,16 +255,27 @@ impl Gateway {
                 Ok(candidates) => candidates,
                 Err(err) => return Err(refuse(end, err)),
             };
+            if let Err(err) = unpriced_tier(caller, &req) {
+                return Err(refuse(end, err));
+            }
             if caller.team.credits_usd.is_some() && req.max_tokens.is_none() {
                 req.max_tokens = Some(self.settings.budget_max_tokens);
             }
             let worst_case = || {
-                let prices: Vec<_> = candidates
+                let default = self.settings.budget_max_tokens;
+                let priced: Vec<_> = candidates
                     .iter()
-                    .filter_map(|(r, _)| self.recorders.prices.get(r.provider.as_str(), &r.model))
+                    .filter_map(|(r, upstream)| {
+                        let price = self.recorders.prices.get(r.provider.as_str(), &r.model)?;
+                        let routed = ChatRequest {
+                            model: r.model.clone(),
+                            ..req.clone()
+                        };
+                        let output = upstream.provider.output_cap(&routed).unwrap_or(default);
+                        Some((price, output))
+                    })
                     .collect();
-                let output = req.max_tokens.unwrap_or(self.settings.budget_max_tokens);
-                budget::worst_case(budget::prompt_tokens(&req), output, &prices)
+                budget::worst_case(budget::prompt_tokens(&req), &priced)
             };
             match self.recorders.access.admit(caller, worst_case).await {
                 Ok(charge) => end.charge(charge),
@@ -407,6 +418,22 @@ impl Gateway {
                     .get(entry)
                     .is_some_and(|targets| targets.contains(route))
         })
+    }
+}
+
+/// A team that pays from credits is charged list prices, so it may not ask for a service tier
+/// that bills otherwise (OpenAI's `priority`, `flex`, passed through from the OpenAI surface).
+fn unpriced_tier(caller: &Caller, req: &ChatRequest) -> Result<(), Error> {
+    let tier = req.passthrough.get("service_tier");
+    match tier.and_then(|t| t.as_str()) {
+        _ if caller.team.credits_usd.is_none() || tier.is_none() => Ok(()),
+        Some("auto" | "default") => Ok(()),
+        _ => Err(Error::invalid_params(format!(
+            "invalid params: service_tier {} is billed at other than list prices, and team {:?} \
+             pays from its credits at list prices: leave it out, or send auto or default",
+            tier.map(ToString::to_string).unwrap_or_default(),
+            caller.team.name
+        ))),
     }
 }
 

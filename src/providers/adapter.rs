@@ -33,6 +33,13 @@ pub(crate) trait Adapter: Send + Sync + 'static {
         stream: bool,
     ) -> Result<Outgoing, Error>;
 
+    /// The most output tokens the provider may bill for `req` as this adapter sends it: the
+    /// caller's cap, and what the adapter adds to it (a thinking budget). A team's reservation
+    /// is priced on it.
+    fn output_cap(req: &ChatRequest) -> Option<u32> {
+        req.max_tokens
+    }
+
     /// A whole answer's body.
     fn parse_response(body: &[u8]) -> Result<ChatResponse, Error>;
 

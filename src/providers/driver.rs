@@ -126,6 +126,10 @@ impl<A: Adapter> Provider for Driver<A> {
         A::MODELS.models
     }
 
+    fn output_cap(&self, req: &ChatRequest) -> Option<u32> {
+        A::output_cap(req)
+    }
+
     async fn complete(
         &self,
         req: &ChatRequest,

@@ -524,6 +524,45 @@ async fn a_team_with_credits_calls_only_priced_models() {
     assert_eq!(received(&upstream).await.len(), 1);
 }
 
+/// The reservation covers the whole request as sent: a 2.3 MB `response_format` schema with
+/// `max_tokens: 1` once reserved 0.000006 USD and cost 0.23, and four 200 KB stop strings went
+/// uncounted. And a team paying list prices may not ask for a tier billed otherwise.
+#[tokio::test]
+async fn the_worst_case_covers_the_whole_request_as_sent() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "ok", &["o", "k"]).await;
+    let t = Teams::with(&upstream);
+    t.team(json!({"name": "none-left", "credits_usd": 0.0}))
+        .await;
+    let (key, _) = t.key("none-left", "caller").await;
+    // At 1 USD a token (PRICES), what a call reserves is its token bound.
+    let needed = |params: Value| {
+        let (t, key) = (&t, &key);
+        async move {
+            let (_, answer) = t.call(Some(key), "llm.complete", params).await;
+            assert_eq!(answer["error"]["code"], -32010, "{answer}");
+            answer["error"]["data"]["needed_usd"].as_f64().unwrap()
+        }
+    };
+    let plain = needed(ask()).await;
+
+    let mut schema = ask();
+    schema["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "big",
+        "schema": {"type": "object", "description": "x".repeat(2_300_000)}}});
+    assert!(needed(schema).await >= plain + 2_300_000.0);
+    let mut stops = ask();
+    stops["stop"] = json!(vec!["s".repeat(200_000); 4]);
+    assert!(needed(stops).await >= plain + 800_000.0);
+
+    let mut tiered = openai_body(MODEL);
+    tiered["service_tier"] = json!("priority");
+    let (status, answer) = openai_call(&t.service, Some(&key), tiered).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("service_tier \"priority\""), "{answer}");
+    assert_eq!(received(&upstream).await.len(), 0);
+}
+
 #[tokio::test]
 async fn credits_pay_for_exactly_the_calls_that_fit_and_settle_to_the_real_cost() {
     let upstream = MockServer::start().await;

@@ -44,6 +44,10 @@ impl Adapter for Anthropic {
         })
     }
 
+    fn output_cap(req: &ChatRequest) -> Option<u32> {
+        Some(request::output_cap(req))
+    }
+
     fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         response::parse_response(body)
     }

@@ -57,6 +57,20 @@ fn supports_structured_outputs(model: &str) -> bool {
 /// Thinking also stays off for a call that uses tools ([`uses_tools`]): with both, Anthropic
 /// requires each earlier assistant turn's thinking blocks sent back with their signatures, which
 /// the OpenAI-shaped history callers replay cannot carry.
+/// The `max_tokens` a call is sent with, at most: thinking raises it to its budget and room
+/// for the answer. (A prefilled call, whose thinking stays off, may be sent with less.)
+pub(super) fn output_cap(req: &ChatRequest) -> u32 {
+    let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let thinking = req
+        .reasoning_effort
+        .filter(|_| supports_thinking(&req.model) && !uses_tools(req))
+        .map(thinking_budget);
+    match thinking {
+        Some(budget) => max_tokens.max(budget.saturating_add(ANSWER_ROOM)),
+        None => max_tokens,
+    }
+}
+
 pub(super) fn request_body(req: &ChatRequest, stream: bool) -> Value {
     let mut turns: Vec<(Role, Vec<Piece>)> = Vec::new();
     for message in &req.messages {
@@ -222,6 +236,24 @@ mod tests {
     use super::*;
     use crate::providers::anthropic::Anthropic;
     use crate::providers::testing::*;
+
+    /// The output a team is reserved for is what is sent: `reasoning_effort: high` with
+    /// `max_tokens: 16` goes as 17,408 (the 16,384 budget and room for the answer), which the
+    /// reservation once priced as 16.
+    #[test]
+    fn the_output_cap_is_the_max_tokens_sent() {
+        let mut req = request(
+            "claude-sonnet-4-5",
+            vec![Message::new(Role::User, Content::Text("hi".into()))],
+        );
+        req.max_tokens = Some(16);
+        assert_eq!(output_cap(&req), 16);
+        req.reasoning_effort = Some(ReasoningEffort::High);
+        assert_eq!(output_cap(&req), 17_408);
+        assert_eq!(request_body(&req, false)["max_tokens"], 17_408);
+        req.model = "claude-3-5-haiku-latest".into();
+        assert_eq!(output_cap(&req), 16);
+    }
 
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";
 

@@ -45,6 +45,10 @@ impl Adapter for Gemini {
         })
     }
 
+    fn output_cap(req: &ChatRequest) -> Option<u32> {
+        request::output_cap(req)
+    }
+
     fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
         response::parse_response(body)
     }

@@ -55,6 +55,16 @@ fn has_thinking(model: &str) -> bool {
     MODELS.capabilities(model).reasoning == Reasoning::ThinkingBudget
 }
 
+/// The output a call may be billed at most: its cap, and the thinking budget it is sent with
+/// (billed as output).
+pub(super) fn output_cap(req: &ChatRequest) -> Option<u32> {
+    let thinking = req
+        .reasoning_effort
+        .filter(|_| has_thinking(&req.model))
+        .map_or(0, thinking_budget);
+    req.max_tokens.map(|max| max.saturating_add(thinking))
+}
+
 fn thinking_budget(effort: ReasoningEffort) -> u32 {
     match effort {
         ReasoningEffort::Low => 1024,
@@ -219,6 +229,21 @@ mod tests {
     use super::*;
     use crate::providers::gemini::Gemini;
     use crate::providers::testing::*;
+
+    /// Thinking tokens are billed as output beside the cap, so a reservation counts both.
+    #[test]
+    fn the_output_cap_adds_the_thinking_budget() {
+        let mut req = request(
+            "gemini-2.5-flash",
+            vec![Message::new(Role::User, Content::Text("hi".into()))],
+        );
+        req.max_tokens = Some(16);
+        assert_eq!(output_cap(&req), Some(16));
+        req.reasoning_effort = Some(ReasoningEffort::High);
+        assert_eq!(output_cap(&req), Some(16 + 24_576));
+        req.model = "gemini-2.0-flash".into();
+        assert_eq!(output_cap(&req), Some(16));
+    }
 
     /// The request the fixture shows, in our types.
     fn fixture_request(model: &str) -> ChatRequest {
