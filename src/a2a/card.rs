@@ -23,7 +23,9 @@ const INPUT_MODES: [&str; 6] = [
     "image/gif",
 ];
 
-/// The card, its URLs absolute from `public_url`, else from the request's `Host`.
+/// The card, its URLs absolute from `public_url`, else from the request's `Host` — which must
+/// then be a host name or address with an optional port: the card must not advertise whatever
+/// a caller wrote there (a path, a query, an injected URL). Anything else is answered 400.
 pub fn card(gateway: &Gateway, public_url: Option<&str>, headers: &HeaderMap) -> HttpResponse {
     let base = match public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -32,6 +34,13 @@ pub fn card(gateway: &Gateway, public_url: Option<&str>, headers: &HeaderMap) ->
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("127.0.0.1");
+            if !is_host(host) {
+                return crate::reply::text(
+                    StatusCode::BAD_REQUEST,
+                    "the Host header is not a host name: the agent card takes its URL from it \
+                     (or from LLMRPC_PUBLIC_URL)",
+                );
+            }
             format!("http://{host}")
         }
     };
@@ -91,4 +100,59 @@ pub fn card(gateway: &Gateway, public_url: Option<&str>, headers: &HeaderMap) ->
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// A host name, IPv4 address or bracketed IPv6 address, with an optional port.
+fn is_host(host: &str) -> bool {
+    let v6 = host.starts_with('[');
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, after)) if after.is_empty() || after.starts_with(':') => {
+                (v6, after.strip_prefix(':'))
+            }
+            _ => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || (v6 && b == b':'));
+    port_ok && name_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_host_names_with_a_port_make_a_card_url() {
+        for host in [
+            "llm.example.com",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "localhost",
+        ] {
+            assert!(is_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.com/phish?",
+            "a b",
+            "x:port",
+            "h:123456",
+            "[::1",
+            "user@host",
+            "h:",
+        ] {
+            assert!(!is_host(host), "{host}");
+        }
+    }
 }

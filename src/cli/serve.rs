@@ -65,6 +65,12 @@ pub async fn run(addr: Option<String>, config_path: Option<PathBuf>) -> Result<(
         body_timeout: config.body_timeout,
     };
     let public_url = config.public_url.clone();
+    if public_url.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "LLMRPC_PUBLIC_URL is not set: the A2A agent card takes its URL from each request's \
+             Host header; set it to the URL callers reach this service at"
+        );
+    }
     server::serve(listener, gateway, limits, public_url, shutdown_signal()).await?;
     // What the drained calls recorded is written before the process ends.
     if let Some(ledger) = ledger {

@@ -107,9 +107,48 @@ impl<A: Adapter> Driver<A> {
 /// Removes the key from text that came back from upstream (some providers echo it).
 fn redact(key: Option<&Secret>, mut err: Error) -> Error {
     if let Some(key) = key.filter(|k| k.expose().len() >= 8) {
-        err.message = err.message.replace(key.expose(), "[redacted]");
+        err.message = redact_text(key.expose(), &err.message);
     }
     err
+}
+
+/// What of a key is taken out wherever it stands: any piece of it this long, so that an
+/// upstream echoing the key split (or cut, or in another case) gives none of it away.
+const KEY_PIECE: usize = 12;
+
+/// `text` with the key, in any case, and every piece of it of `KEY_PIECE` characters or more,
+/// replaced by `[redacted]`.
+fn redact_text(key: &str, text: &str) -> String {
+    if !key.is_ascii() {
+        return text.replace(key, "[redacted]");
+    }
+    let (key, lower) = (key.to_ascii_lowercase(), text.to_ascii_lowercase());
+    let mut hidden = vec![false; text.len()];
+    for piece in key.as_bytes().windows(KEY_PIECE.min(key.len())) {
+        for at in memchr::memmem::find_iter(lower.as_bytes(), piece) {
+            hidden[at..at + piece.len()].fill(true);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match hidden[i] {
+            true => {
+                out.push_str("[redacted]");
+                while i < text.len() && hidden[i] {
+                    i += 1;
+                }
+            }
+            false => {
+                let next = (i + 1..=text.len())
+                    .find(|&j| j == text.len() || hidden[j])
+                    .unwrap_or(text.len());
+                out.push_str(&text[i..next]);
+                i = next;
+            }
+        }
+    }
+    out
 }
 
 #[async_trait]

@@ -310,3 +310,25 @@ fn retry_after_reads_seconds_milliseconds_and_dates() {
         assert_eq!(retry_after(&h), None, "{absurd}");
     }
 }
+
+/// An upstream may echo the key in another case, split or cut: no piece of it of 12
+/// characters or more survives, and the rest of the text does.
+#[test]
+fn the_key_is_redacted_in_any_case_and_in_pieces() {
+    let key = "sk-test-0123456789abcdefghijKLMNOP";
+    let text = format!(
+        "bad key {}; retried with {} and {} — über",
+        key.to_uppercase(),
+        &key[..16],
+        &key[14..]
+    );
+    let redacted = redact_text(key, &text);
+    assert_eq!(
+        redacted,
+        "bad key [redacted]; retried with [redacted] and [redacted] — über"
+    );
+    assert_eq!(
+        redact_text(key, "nothing of it: sk-test-"),
+        "nothing of it: sk-test-"
+    );
+}
