@@ -84,7 +84,8 @@ impl CallEnd {
     /// The call has a provider: from here on it is counted against it.
     pub(super) fn routed(&mut self, route: &Route) {
         let label = self.recorders.models.label(route);
-        let metrics = self.recorders.metrics.start(route.provider, label);
+        let team = self.record.team_id.as_deref();
+        let metrics = self.recorders.metrics.start(route.provider, label, team);
         self.metrics = Some(metrics);
         self.set_route(route);
     }
@@ -176,7 +177,10 @@ impl CallEnd {
         let err = err.with_attempts(self.attempts());
         match self.metrics.take() {
             Some(metrics) => metrics.failed(err.kind),
-            None => self.recorders.metrics.rejected(err.kind),
+            None => {
+                let team = self.record.team_id.as_deref();
+                self.recorders.metrics.rejected(err.kind, team);
+            }
         }
         tracing::info!(error = %err.message, status = err.status, "call failed");
         let span = tracing::Span::current();

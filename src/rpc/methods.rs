@@ -19,6 +19,7 @@ use crate::api::{self, Method, Subscription};
 use crate::context::TraceParent;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::ledger::accounts::Role;
 use crate::params::{self, log_invalid};
 use crate::telemetry;
 
@@ -44,9 +45,7 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
         module.register_method(api::Models::NAME, |_, gateway, ext| {
             allowed(gateway, ext).map(|()| views::models(&gateway.models()))
         })?;
-        module.register_method(api::Metrics::NAME, |_, gateway, ext| {
-            allowed(gateway, ext).map(|()| views::metrics(&gateway.metrics().snapshot()))
-        })?;
+        module.register_method(api::Metrics::NAME, |_, gateway, ext| metrics(gateway, ext))?;
         module.register_async_method(api::Trace::NAME, |params, gateway, ext| async move {
             ops::trace(&gateway, params.as_str(), &ext).await
         })?;
@@ -61,6 +60,21 @@ pub fn module(gateway: Arc<Gateway>) -> Result<RpcModule<Arc<Gateway>>, String> 
     })();
     registered.map_err(|e| format!("registering JSON-RPC methods: {e}"))?;
     Ok(module)
+}
+
+/// `llm.metrics`: the service's counts for an admin or an anonymous caller, and a caller key's
+/// team's own otherwise: another team's calls are not its to see.
+fn metrics(gateway: &Gateway, ext: &Extensions) -> RpcResult<Value> {
+    allowed(gateway, ext)?;
+    let metrics = gateway.metrics();
+    let team = ext
+        .get::<Arc<Caller>>()
+        .filter(|caller| caller.role != Role::Admin);
+    let snapshot = match team {
+        Some(caller) => metrics.team_snapshot(&caller.team.id),
+        None => metrics.snapshot(),
+    };
+    Ok(views::metrics(&snapshot))
 }
 
 async fn complete(gateway: &Gateway, params: Option<&str>, ext: &Extensions) -> RpcResult<Value> {

@@ -1,8 +1,9 @@
 //! Call metrics: the Prometheus families of contract §2 and the `llm.metrics` snapshot, both
 //! updated by the same calls so that they always agree.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -73,11 +74,53 @@ pub struct Metrics {
     circuit: Family<ProviderLabels, Gauge>,
     ledger_dropped: Counter,
     ledger_failed: Counter,
+    /// The service's counts, which `llm.metrics` shows an admin or an anonymous caller.
+    service: Counters,
+    /// Each team's, which it shows a caller key of the team: another team's calls are not
+    /// its to see. As many as the teams that called.
+    teams: Mutex<HashMap<String, Arc<Counters>>>,
+}
+
+/// The counts of the `llm.metrics` snapshot, for the service or one team.
+#[derive(Default)]
+struct Counters {
     total_requests: AtomicU64,
     total_tokens: AtomicU64,
     governance_violations: AtomicU64,
     in_flight: AtomicI64,
     by_provider: [ProviderTotals; 3],
+}
+
+impl Counters {
+    fn totals(&self, provider: ProviderName) -> &ProviderTotals {
+        let index = ProviderName::ALL
+            .iter()
+            .position(|p| *p == provider)
+            .unwrap_or(0);
+        &self.by_provider[index]
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let by_provider = ProviderName::ALL
+            .into_iter()
+            .zip(&self.by_provider)
+            .map(|(name, t)| {
+                let counts = ProviderCounts {
+                    requests: t.requests.load(Relaxed),
+                    tokens: t.tokens.load(Relaxed),
+                    errors: t.errors.load(Relaxed),
+                };
+                (name, counts)
+            })
+            .collect();
+        Snapshot {
+            total_requests: self.total_requests.load(Relaxed),
+            total_tokens: self.total_tokens.load(Relaxed),
+            by_provider,
+            governance_violations: self.governance_violations.load(Relaxed),
+            in_flight: u64::try_from(self.in_flight.load(Relaxed)).unwrap_or(0),
+        }
+    }
 }
 
 /// The label used for calls that failed before a provider was chosen.
@@ -166,21 +209,21 @@ impl Default for Metrics {
             circuit,
             ledger_dropped,
             ledger_failed,
-            total_requests: AtomicU64::new(0),
-            total_tokens: AtomicU64::new(0),
-            governance_violations: AtomicU64::new(0),
-            in_flight: AtomicI64::new(0),
-            by_provider: Default::default(),
+            service: Counters::default(),
+            teams: Mutex::default(),
         }
     }
 }
 
 impl Metrics {
-    /// Counts a call refused before any provider was chosen.
-    pub fn rejected(&self, kind: ErrorKind) {
-        self.total_requests.fetch_add(1, Relaxed);
-        if kind == ErrorKind::ModelNotAllowed {
-            self.governance_violations.fetch_add(1, Relaxed);
+    /// Counts a call (of `team`'s) refused before any provider was chosen.
+    pub fn rejected(&self, kind: ErrorKind, team: Option<&str>) {
+        let team = self.team(team);
+        for counters in std::iter::once(&self.service).chain(team.as_deref()) {
+            counters.total_requests.fetch_add(1, Relaxed);
+            if kind == ErrorKind::ModelNotAllowed {
+                counters.governance_violations.fetch_add(1, Relaxed);
+            }
         }
         let model = NO_PROVIDER.to_owned();
         self.requests
@@ -230,8 +273,16 @@ impl Metrics {
     }
 
     /// Starts accounting for a call routed to `provider`; the guard records its end.
-    pub fn start(self: &Arc<Self>, provider: ProviderName, model: &str) -> CallMetrics {
-        self.in_flight.fetch_add(1, Relaxed);
+    pub fn start(
+        self: &Arc<Self>,
+        provider: ProviderName,
+        model: &str,
+        team: Option<&str>,
+    ) -> CallMetrics {
+        let team = self.team(team);
+        for counters in std::iter::once(&self.service).chain(team.as_deref()) {
+            counters.in_flight.fetch_add(1, Relaxed);
+        }
         self.active
             .get_or_create(&ProviderLabels {
                 provider: provider.as_str(),
@@ -239,6 +290,7 @@ impl Metrics {
             .inc();
         CallMetrics {
             metrics: Arc::clone(self),
+            team,
             provider,
             model: model.to_owned(),
             started: Instant::now(),
@@ -256,34 +308,28 @@ impl Metrics {
     }
 
     /// The counters `llm.metrics` reports.
+    /// The service's counts.
     pub fn snapshot(&self) -> Snapshot {
-        let by_provider = ProviderName::ALL
-            .iter()
-            .zip(&self.by_provider)
-            .map(|(p, t)| {
-                let counts = ProviderCounts {
-                    requests: t.requests.load(Relaxed),
-                    tokens: t.tokens.load(Relaxed),
-                    errors: t.errors.load(Relaxed),
-                };
-                (*p, counts)
-            })
-            .collect();
-        Snapshot {
-            total_requests: self.total_requests.load(Relaxed),
-            total_tokens: self.total_tokens.load(Relaxed),
-            by_provider,
-            governance_violations: self.governance_violations.load(Relaxed),
-            in_flight: u64::try_from(self.in_flight.load(Relaxed)).unwrap_or(0),
+        self.service.snapshot()
+    }
+
+    /// One team's counts: its own calls only (none yet: zeros).
+    pub fn team_snapshot(&self, team_id: &str) -> Snapshot {
+        match self.teams().get(team_id) {
+            Some(counters) => counters.snapshot(),
+            None => Counters::default().snapshot(),
         }
     }
 
-    fn totals(&self, provider: ProviderName) -> &ProviderTotals {
-        let index = ProviderName::ALL
-            .iter()
-            .position(|p| *p == provider)
-            .unwrap_or_default();
-        &self.by_provider[index]
+    fn teams(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Counters>>> {
+        self.teams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters a call of `team` updates beside the service's.
+    fn team(&self, team: Option<&str>) -> Option<Arc<Counters>> {
+        let team = team?;
+        let mut teams = self.teams();
+        Some(Arc::clone(teams.entry(team.to_owned()).or_default()))
     }
 }
 
@@ -309,6 +355,8 @@ pub struct ProviderCounts {
 /// One routed call in flight. Dropping it unfinished records the call as `cancelled`.
 pub struct CallMetrics {
     metrics: Arc<Metrics>,
+    /// The caller's team's counters, when it has one.
+    team: Option<Arc<Counters>>,
     provider: ProviderName,
     model: String,
     started: Instant,
@@ -317,6 +365,11 @@ pub struct CallMetrics {
 }
 
 impl CallMetrics {
+    /// The service's counters, and the team's when it has one.
+    fn counters(&self) -> impl Iterator<Item = &Counters> {
+        std::iter::once(&self.metrics.service).chain(self.team.as_deref())
+    }
+
     /// Moves the call to a fallback provider.
     pub fn reroute(&mut self, provider: ProviderName, model: &str) {
         let m = &self.metrics;
@@ -363,10 +416,11 @@ impl CallMetrics {
             };
             m.tokens.get_or_create(&labels).inc_by(count);
         }
-        m.total_tokens.fetch_add(usage.total_tokens, Relaxed);
-        m.totals(self.provider)
-            .tokens
-            .fetch_add(usage.total_tokens, Relaxed);
+        for counters in self.counters() {
+            counters.total_tokens.fetch_add(usage.total_tokens, Relaxed);
+            let totals = counters.totals(self.provider);
+            totals.tokens.fetch_add(usage.total_tokens, Relaxed);
+        }
         self.end("ok");
     }
 
@@ -377,10 +431,9 @@ impl CallMetrics {
             error_type: kind.as_str(),
         };
         self.metrics.errors.get_or_create(&labels).inc();
-        self.metrics
-            .totals(self.provider)
-            .errors
-            .fetch_add(1, Relaxed);
+        for counters in self.counters() {
+            counters.totals(self.provider).errors.fetch_add(1, Relaxed);
+        }
         self.end(kind.as_str());
     }
 
@@ -389,9 +442,14 @@ impl CallMetrics {
         let m = &self.metrics;
         let provider = self.provider.as_str();
         let model = self.model.clone();
-        m.total_requests.fetch_add(1, Relaxed);
-        m.totals(self.provider).requests.fetch_add(1, Relaxed);
-        m.in_flight.fetch_sub(1, Relaxed);
+        for counters in self.counters() {
+            counters.total_requests.fetch_add(1, Relaxed);
+            counters
+                .totals(self.provider)
+                .requests
+                .fetch_add(1, Relaxed);
+            counters.in_flight.fetch_sub(1, Relaxed);
+        }
         m.active.get_or_create(&ProviderLabels { provider }).dec();
         m.requests
             .get_or_create(&RequestLabels {
@@ -431,13 +489,13 @@ mod tests {
             total_tokens: 12,
         };
         metrics
-            .start(ProviderName::Openai, "gpt-4o")
+            .start(ProviderName::Openai, "gpt-4o", Some("team-a"))
             .succeeded(&usage, 2);
-        let mut streaming = metrics.start(ProviderName::Openai, "gpt-4o");
+        let mut streaming = metrics.start(ProviderName::Openai, "gpt-4o", None);
         streaming.first_token();
         streaming.failed(ErrorKind::Timeout);
-        metrics.rejected(ErrorKind::ModelNotAllowed);
-        drop(metrics.start(ProviderName::Gemini, "gemini-2.5-pro"));
+        metrics.rejected(ErrorKind::ModelNotAllowed, Some("team-b"));
+        drop(metrics.start(ProviderName::Gemini, "gemini-2.5-pro", None));
 
         let text = metrics.encode();
         for line in [
@@ -464,6 +522,18 @@ mod tests {
             ),
             (4, 12, 1, 0)
         );
+        // Each team sees its own calls only.
+        let a = metrics.team_snapshot("team-a");
+        assert_eq!(
+            (a.total_requests, a.total_tokens, a.governance_violations),
+            (1, 12, 0)
+        );
+        let b = metrics.team_snapshot("team-b");
+        assert_eq!(
+            (b.total_requests, b.total_tokens, b.governance_violations),
+            (1, 0, 1)
+        );
+        assert_eq!(metrics.team_snapshot("nobody").total_requests, 0);
         assert_eq!(
             snap.by_provider[0],
             (

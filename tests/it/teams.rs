@@ -854,6 +854,33 @@ async fn a_team_has_its_share_of_the_calls_in_flight_and_no_more() {
     assert_eq!(gate.arrived.load(Ordering::SeqCst), 3);
 }
 
+/// `llm.metrics` shows a caller key its team's calls only (it once showed every team's), and an
+/// admin the service's.
+#[tokio::test]
+async fn llm_metrics_counts_a_callers_own_team() {
+    let upstream = MockServer::start().await;
+    mount_openai(&upstream, "ok", &[]).await;
+    let t = Teams::with(&upstream);
+    t.team(json!({"name": "a"})).await;
+    t.team(json!({"name": "b"})).await;
+    let (key_a, _) = t.key("a", "caller").await;
+    let (key_b, _) = t.key("b", "caller").await;
+    for key in [&key_a, &key_a, &key_b] {
+        let (_, answer) = t.call(Some(key), "llm.complete", params(MODEL)).await;
+        assert_eq!(answer["result"]["content"], "ok", "{answer}");
+    }
+    let total = |key: String| {
+        let t = &t;
+        async move {
+            let (_, answer) = t.call(Some(&key), "llm.metrics", json!({})).await;
+            answer["result"]["total_requests"].clone()
+        }
+    };
+    assert_eq!(total(key_a).await, 2);
+    assert_eq!(total(key_b).await, 1);
+    assert_eq!(total(t.admin.clone()).await, 3);
+}
+
 #[tokio::test]
 async fn a_team_sees_only_its_own_calls_in_the_ledger() {
     let upstream = MockServer::start().await;
