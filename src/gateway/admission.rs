@@ -49,10 +49,14 @@ impl InFlight {
             Some((id, name)) => {
                 let share = {
                     let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
-                    let share = teams
-                        .entry(id.to_owned())
-                        .or_insert_with(|| Arc::new(Semaphore::new(self.per_team)));
-                    Arc::clone(share)
+                    match teams.get(id) {
+                        Some(share) => Arc::clone(share),
+                        None => {
+                            let share = Arc::new(Semaphore::new(self.per_team));
+                            teams.insert(id.to_owned(), Arc::clone(&share));
+                            share
+                        }
+                    }
                 };
                 let Ok(permit) = share.try_acquire_owned() else {
                     let message = format!(

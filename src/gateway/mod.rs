@@ -267,11 +267,8 @@ impl Gateway {
                     .iter()
                     .filter_map(|(r, upstream)| {
                         let price = self.recorders.prices.get(r.provider.as_str(), &r.model)?;
-                        let routed = ChatRequest {
-                            model: r.model.clone(),
-                            ..req.clone()
-                        };
-                        let output = upstream.provider.output_cap(&routed).unwrap_or(default);
+                        let output = upstream.provider.output_cap(&r.model, &req);
+                        let output = output.unwrap_or(default);
                         Some((price, output))
                     })
                     .collect();

@@ -35,8 +35,8 @@ pub(crate) trait Adapter: Send + Sync + 'static {
 
     /// The most output tokens the provider may bill for `req` as this adapter sends it: the
     /// caller's cap, and what the adapter adds to it (a thinking budget). A team's reservation
-    /// is priced on it.
-    fn output_cap(req: &ChatRequest) -> Option<u32> {
+    /// is priced on it. `model` is the candidate's: `req.model` is still what the caller named.
+    fn output_cap(_model: &str, req: &ChatRequest) -> Option<u32> {
         req.max_tokens
     }
 

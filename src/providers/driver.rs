@@ -165,8 +165,8 @@ impl<A: Adapter> Provider for Driver<A> {
         A::MODELS.models
     }
 
-    fn output_cap(&self, req: &ChatRequest) -> Option<u32> {
-        A::output_cap(req)
+    fn output_cap(&self, model: &str, req: &ChatRequest) -> Option<u32> {
+        A::output_cap(model, req)
     }
 
     async fn complete(

@@ -22,9 +22,9 @@ pub trait Provider: Send + Sync {
     /// The models this provider is known to serve.
     fn catalog(&self) -> &'static [ModelInfo];
 
-    /// The most output tokens it may bill for `req` (the adapter's rule; the caller's cap for
-    /// a fake).
-    fn output_cap(&self, req: &ChatRequest) -> Option<u32> {
+    /// The most output tokens it may bill for `req` sent to `model`, one of the call's
+    /// candidates (the adapter's rule; the caller's cap for a fake).
+    fn output_cap(&self, _model: &str, req: &ChatRequest) -> Option<u32> {
         req.max_tokens
     }
 

@@ -49,7 +49,7 @@ impl Routes {
                     .and_then(|v| v.to_str().ok());
                 match self.gateway.access().authenticate(authorization).await {
                     Ok(caller) => self.route_caller(req, connection, caller).await?,
-                    Err(err) => self.refuse(req, &err).await?,
+                    Err(err) => self.refuse(req, &err).await,
                 }
             }
         };
@@ -120,15 +120,11 @@ impl Routes {
 
     /// Answers a request without a valid key, in its surface's shape: OpenAI's error on
     /// `/v1/…`, A2A's on `/a2a`, JSON-RPC's elsewhere (401, or 403 for a known caller).
-    async fn refuse(
-        &self,
-        req: http::Request<Incoming>,
-        err: &Error,
-    ) -> Result<HttpResponse, BoxError> {
+    async fn refuse(&self, req: http::Request<Incoming>, err: &Error) -> HttpResponse {
         let path = req.uri().path();
         if path.starts_with("/v1/") {
             let tp = TraceParent::from_headers(req.headers());
-            return Ok(crate::openai::unauthorized(err, tp));
+            return crate::openai::unauthorized(err, tp);
         }
         let a2a_surface = path == a2a::PATH;
         let (parts, body) = req.into_parts();
@@ -138,9 +134,9 @@ impl Routes {
             Method::POST => body::of_refused(body).await,
             _ => None,
         };
-        Ok(match a2a_surface {
+        match a2a_surface {
             true => a2a::refused(err, &parts.headers, body.as_deref()),
             false => rpc::refused(&parts.headers, body.as_deref(), err),
-        })
+        }
     }
 }

@@ -329,7 +329,12 @@ impl Metrics {
     fn team(&self, team: Option<&str>) -> Option<Arc<Counters>> {
         let team = team?;
         let mut teams = self.teams();
-        Some(Arc::clone(teams.entry(team.to_owned()).or_default()))
+        if let Some(counters) = teams.get(team) {
+            return Some(Arc::clone(counters));
+        }
+        let counters = Arc::new(Counters::default());
+        teams.insert(team.to_owned(), Arc::clone(&counters));
+        Some(counters)
     }
 }
 

@@ -59,11 +59,11 @@ fn supports_structured_outputs(model: &str) -> bool {
 /// the OpenAI-shaped history callers replay cannot carry.
 /// The `max_tokens` a call is sent with, at most: thinking raises it to its budget and room
 /// for the answer. (A prefilled call, whose thinking stays off, may be sent with less.)
-pub(super) fn output_cap(req: &ChatRequest) -> u32 {
+pub(super) fn output_cap(model: &str, req: &ChatRequest) -> u32 {
     let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let thinking = req
         .reasoning_effort
-        .filter(|_| supports_thinking(&req.model) && !uses_tools(req))
+        .filter(|_| supports_thinking(model) && !uses_tools(req))
         .map(thinking_budget);
     match thinking {
         Some(budget) => max_tokens.max(budget.saturating_add(ANSWER_ROOM)),
@@ -247,12 +247,12 @@ mod tests {
             vec![Message::new(Role::User, Content::Text("hi".into()))],
         );
         req.max_tokens = Some(16);
-        assert_eq!(output_cap(&req), 16);
+        assert_eq!(output_cap(&req.model, &req), 16);
         req.reasoning_effort = Some(ReasoningEffort::High);
-        assert_eq!(output_cap(&req), 17_408);
+        assert_eq!(output_cap(&req.model, &req), 17_408);
         assert_eq!(request_body(&req, false)["max_tokens"], 17_408);
         req.model = "claude-3-5-haiku-latest".into();
-        assert_eq!(output_cap(&req), 16);
+        assert_eq!(output_cap(&req.model, &req), 16);
     }
 
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==";

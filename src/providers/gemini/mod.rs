@@ -45,8 +45,8 @@ impl Adapter for Gemini {
         })
     }
 
-    fn output_cap(req: &ChatRequest) -> Option<u32> {
-        request::output_cap(req)
+    fn output_cap(model: &str, req: &ChatRequest) -> Option<u32> {
+        request::output_cap(model, req)
     }
 
     fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {

@@ -57,10 +57,10 @@ fn has_thinking(model: &str) -> bool {
 
 /// The output a call may be billed at most: its cap, and the thinking budget it is sent with
 /// (billed as output).
-pub(super) fn output_cap(req: &ChatRequest) -> Option<u32> {
+pub(super) fn output_cap(model: &str, req: &ChatRequest) -> Option<u32> {
     let thinking = req
         .reasoning_effort
-        .filter(|_| has_thinking(&req.model))
+        .filter(|_| has_thinking(model))
         .map_or(0, thinking_budget);
     req.max_tokens.map(|max| max.saturating_add(thinking))
 }
@@ -238,11 +238,11 @@ mod tests {
             vec![Message::new(Role::User, Content::Text("hi".into()))],
         );
         req.max_tokens = Some(16);
-        assert_eq!(output_cap(&req), Some(16));
+        assert_eq!(output_cap(&req.model, &req), Some(16));
         req.reasoning_effort = Some(ReasoningEffort::High);
-        assert_eq!(output_cap(&req), Some(16 + 24_576));
+        assert_eq!(output_cap(&req.model, &req), Some(16 + 24_576));
         req.model = "gemini-2.0-flash".into();
-        assert_eq!(output_cap(&req), Some(16));
+        assert_eq!(output_cap(&req.model, &req), Some(16));
     }
 
     /// The request the fixture shows, in our types.
